@@ -1,0 +1,69 @@
+"""The bundled assets (MNIST sample, checkpoints) and their sha256 manifest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest() -> dict[str, Any]:
+    """The manifest of the bundled assets: sha256 sums, provenance, accuracies."""
+    with open(ASSETS / "manifest.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def verified_asset(name: str) -> Path:
+    """Path of a bundled asset, after checking its sha256 against the manifest."""
+    path = ASSETS / name
+    stat = path.stat() if path.is_file() else None
+    return _verified(name, stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+
+
+@lru_cache(maxsize=None)
+def _verified(name: str, mtime_ns: int | None, size: int | None) -> Path:
+    # keyed on mtime and size so that a file changed on disk is checked again
+    path = ASSETS / name
+    entry = read_manifest()["files"].get(name)
+    if entry is None:
+        raise FileNotFoundError(f"{name!r} is not listed in {ASSETS / 'manifest.json'}.")
+    if mtime_ns is None:
+        raise FileNotFoundError(
+            f"The bundled asset {path} is missing. Reinstall featviz "
+            f"(pip install -e . in the course folder) to restore it."
+        )
+    digest = sha256_file(path)
+    if digest != entry["sha256"]:
+        raise ValueError(
+            f"The bundled asset {path} is corrupt: its sha256 is {digest[:12]}..., "
+            f"the manifest expects {entry['sha256'][:12]}.... Restore it with "
+            f"`git checkout -- featviz/assets/{name}` or reinstall featviz."
+        )
+    return path
+
+
+def record_assets(names: list[str], **sections: Any) -> dict[str, Any]:
+    """Write the sha256 and size of the named assets (and any extra sections,
+    such as provenance) into the manifest. Used by the scripts that make them."""
+    path = ASSETS / "manifest.json"
+    manifest = read_manifest() if path.exists() else {}
+    files = manifest.setdefault("files", {})
+    for name in names:
+        files[name] = {"sha256": sha256_file(ASSETS / name), "bytes": (ASSETS / name).stat().st_size}
+    manifest["files"] = dict(sorted(files.items()))
+    manifest.update(sections)
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _verified.cache_clear()
+    return manifest

@@ -1,0 +1,82 @@
+"""Exercises that answer at once: ``q1.check(answer)``, ``q1.hint()``, ``q1.solution()``.
+
+Each lesson has a module here (``featviz.exercises.lesson04`` ...) defining its
+questions as :class:`Exercise` objects::
+
+    from featviz.exercises import lesson04 as ex
+    answer = ...            # the learner replaces ... with their answer
+    ex.q1.check(answer)     # prints whether it is right, and why not
+
+A checker is a function that returns ``None`` when the answer is right and
+raises :class:`Wrong` with a friendly message when it is not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Exercise", "Wrong", "NOT_ANSWERED"]
+
+NOT_ANSWERED = Ellipsis
+
+
+class Wrong(Exception):
+    """Raised by a checker with the message the learner should read."""
+
+
+@dataclass
+class Exercise:
+    """One question: a checker, a hint and a solution.
+
+    ``check`` returns True or False (so a notebook can assert on it) and prints
+    a short verdict; it never raises for a wrong answer.
+    """
+
+    name: str
+    prompt: str
+    checker: Callable[[Any], None]
+    hint_text: str
+    solution_text: str
+    attempts: int = field(default=0, init=False)
+
+    def check(self, answer: Any = NOT_ANSWERED) -> bool:
+        if answer is NOT_ANSWERED or answer is None:
+            print(f"{self.name}: not answered yet. Replace the ... with your answer and run "
+                  f"the cell again. ({self.name}.hint() gives a hint.)")
+            return False
+        self.attempts += 1
+        try:
+            self.checker(answer)
+        except Wrong as exc:
+            extra = "" if self.attempts < 2 else f" Stuck? Try {self.name}.hint()."
+            print(f"{self.name}: not quite. {exc}{extra}")
+            return False
+        except Exception as exc:  # a checker tripping over an odd answer is still feedback
+            print(f"{self.name}: could not check this answer ({type(exc).__name__}: {exc}). "
+                  f"{self.prompt}")
+            return False
+        print(f"{self.name}: correct!")
+        return True
+
+    def hint(self) -> None:
+        print(f"{self.name} hint: {self.hint_text}")
+
+    def solution(self) -> None:
+        print(f"{self.name} solution:\n{self.solution_text}")
+
+    def __repr__(self) -> str:
+        return f"<Exercise {self.name}: {self.prompt}>"
+
+
+def expect_equal(expected: Any, message: str) -> Callable[[Any], None]:
+    """A checker for answers with one right value (numbers compared loosely)."""
+
+    def checker(answer: Any) -> None:
+        if isinstance(expected, (int, float)) and isinstance(answer, (int, float)):
+            if abs(answer - expected) <= 1e-6 * max(1.0, abs(expected)):
+                return
+        elif answer == expected:
+            return
+        raise Wrong(message.format(answer=answer))
+
+    return checker
