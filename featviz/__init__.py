@@ -9,7 +9,9 @@ the engine of the featviz course (``notebooks/``).
 >>> acts = featviz.activations(model, images, ["conv1", "conv2"])
 >>> fig = featviz.plot_feature_maps(acts["conv1"][3], image=images[3])
 
-Names are imported lazily, so ``import featviz`` stays cheap and never imports
+Submodules are named apart from the functions they export (``featviz.hooks``
+defines ``featviz.capture``; ``featviz.selfcheck`` defines ``featviz.doctor``)
+so that importing a submodule never shadows a function. Names are imported lazily, so ``import featviz`` stays cheap and never imports
 ipywidgets or picks a matplotlib backend.
 """
 from __future__ import annotations
@@ -43,9 +45,9 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "training",
     "predict": "training",
     # capture
-    "capture": "capture",
-    "activations": "capture",
-    "layers": "capture",
+    "capture": "hooks",
+    "activations": "hooks",
+    "layers": "hooks",
     # plots
     "plot_feature_maps": "plots",
     "plot_filters": "plots",
@@ -62,12 +64,12 @@ _EXPORTS: dict[str, str] = {
     "grad_cam": "explain",
     "occlusion": "explain",
     # course
-    "doctor": "doctor",
+    "doctor": "selfcheck",
 }
 
 _SUBMODULES = {
-    "data", "models", "training", "capture", "plots", "render", "widgets",
-    "explain", "exercises", "doctor",
+    "data", "models", "training", "hooks", "plots", "render", "widgets",
+    "explain", "exercises", "selfcheck",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

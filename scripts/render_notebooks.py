@@ -44,7 +44,6 @@ def main() -> int:
         except Exception as exc:
             failed += 1
             print(f"FAILED {path.name}: {type(exc).__name__}: {str(exc)[-2000:]}")
-        nb.metadata.pop("widgets", None) if failed else None
         nbformat.write(nb, path)
         print(f"{path.name}: {time.perf_counter() - start:.1f} s")
     return 1 if failed else 0
