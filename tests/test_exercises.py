@@ -1,0 +1,71 @@
+"""The exercise checkers: right answers pass, typical wrong answers get a helpful message."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import featviz
+import featviz.exercises as exercises
+from featviz.exercises import Exercise, lesson01
+
+
+def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
+    ok = exercise.check(answer)
+    return ok, capsys.readouterr().out
+
+
+def test_unanswered_is_a_gentle_prompt_not_an_error(capsys):
+    ok, out = verdict(capsys, lesson01.q1, ...)
+    assert ok is False and "not answered yet" in out and "hint()" in out
+
+
+def test_lesson01_right_answers_pass(capsys):
+    assert verdict(capsys, lesson01.q1, 784) == (True, "q1: correct!\n")
+    assert verdict(capsys, lesson01.q2, (0 - featviz.MNIST_MEAN) / featviz.MNIST_STD)[0]
+    test = featviz.load_mnist(train=False)
+    seven = int((test.targets == 7).nonzero()[3])
+    assert verdict(capsys, lesson01.q3, seven)[0]
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson01.q1, 28, "1 x 28 x 28"),
+    (lesson01.q2, 0, "BEFORE normalisation"),
+    (lesson01.q2, 255, "white pixel"),
+    (lesson01.q2, "zero", "give a number"),
+    (lesson01.q3, 0.5, "give an index"),
+    (lesson01.q3, 10**6, "outside the test set"),
+    (lesson01.q3, 1, "is a 2, not a 7"),
+])
+def test_lesson01_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    ok, out = verdict(capsys, exercise, answer)
+    assert ok is False and "not quite" in out and expected in out
+
+
+def test_second_wrong_attempt_points_to_the_hint(capsys):
+    q = Exercise("qx", "two plus two?", featviz.exercises.expect_equal(4, "{answer} is not 4."), "count", "4")
+    assert "hint()" not in verdict(capsys, q, 5)[1]
+    assert "hint()" in verdict(capsys, q, 3)[1]
+
+
+def test_a_checker_that_trips_is_still_feedback(capsys):
+    def broken(answer):
+        raise KeyError("x")
+    q = Exercise("qx", "Give a dict.", broken, "h", "s")
+    ok, out = verdict(capsys, q, {"a": 1})
+    assert ok is False and "could not check" in out and "Give a dict." in out
+
+
+def test_every_lesson_exercise_has_hint_and_solution(capsys):
+    found = 0
+    for info in pkgutil.iter_modules(exercises.__path__):
+        module = importlib.import_module(f"featviz.exercises.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Exercise):
+                found += 1
+                value.hint()
+                value.solution()
+                out = capsys.readouterr().out
+                assert "hint:" in out and "solution:" in out and len(out) > 40, value.name
+    assert found >= 3
