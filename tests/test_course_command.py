@@ -1,0 +1,58 @@
+"""`./course lab` serves the course: the URL it prints opens /lab and lists the notebooks."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_course_lab_serves_the_notebooks(tmp_path):
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), FEATVIZ_VENV=sys.prefix, HOME=str(tmp_path),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    proc = subprocess.Popen([str(ROOT / "course"), "lab"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        url = None
+        deadline = time.monotonic() + 180
+        while url is None and time.monotonic() < deadline and proc.poll() is None:
+            found = re.search(rf"(http://127\.0\.0\.1:{port}/lab\S*token=\S+)", "".join(lines))
+            url = found.group(1) if found else None
+            time.sleep(0.5)
+        assert url, "no URL printed:\n" + "".join(lines)[-3000:]
+        assert "/lab/tree/notebooks/00_start_here.ipynb" in url, "the course opens on lesson 00"
+        token = url.split("token=")[1]
+        page = urllib.request.urlopen(url, timeout=30)
+        assert page.status == 200 and "JupyterLab" in page.read().decode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/contents/notebooks",
+                                     headers={"Authorization": f"token {token}"})
+        listing = json.load(urllib.request.urlopen(req, timeout=30))
+        names = {item["name"] for item in listing["content"]}
+        expected = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+        assert expected and expected <= names
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
