@@ -1,0 +1,951 @@
+"""What excites a channel, and where the model looks.
+
+Two questions, six functions, one calling convention (``model, ..., layer,
+channel`` or ``model, x, target``):
+
+What does a channel look for?
+
+- :func:`receptive_field`: which input pixels one unit of a layer can see.
+- :func:`top_activating`: the dataset images (and the patches under the
+  receptive field) that excite a channel most, found in one streaming pass.
+- :func:`maximize_activation`: an input synthesised by gradient ascent to
+  excite a channel (or a class logit) as much as possible.
+
+Where does the model look for this decision?
+
+- :func:`saliency`: the gradient of the class score with respect to the pixels
+  (optionally SmoothGrad).
+- :func:`grad_cam`: Grad-CAM on a convolutional layer, upsampled to the input.
+- :func:`occlusion`: how much the class score drops when a window is hidden.
+
+The three attribution maps all have the input's height and width: ``(N, H, W)``
+for a batch ``(N, C, H, W)``, ``(H, W)`` for one image ``(C, H, W)``; they are
+float32 CPU tensors, ready for ``featviz.plot_overlay``. Attributions are
+computed in eval mode; every function leaves the model as it found it (its
+train/eval mode, each parameter's ``requires_grad``, no hooks, no ``.grad``).
+
+>>> model = featviz.pretrained()
+>>> images, labels = featviz.digit_examples()
+>>> cam = featviz.grad_cam(model, images, "conv2")          # (10, 28, 28)
+>>> tops = featviz.top_activating(model, images, "conv2")   # {channel: TopActivations}
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import hooks
+
+__all__ = [
+    "ReceptiveField",
+    "TopActivations",
+    "Maximized",
+    "receptive_field",
+    "top_activating",
+    "maximize_activation",
+    "saliency",
+    "grad_cam",
+    "occlusion",
+]
+
+Size2 = tuple[int, int]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@contextlib.contextmanager
+def _inference_state(model: nn.Module) -> Iterator[None]:
+    """Eval mode and frozen parameters for the duration; everything restored after.
+
+    Each module's own ``training`` flag is restored (not ``model.train(mode)``),
+    so a model with, say, frozen batch-norm layers comes back exactly as it was.
+    Parameters are frozen so that a backward pass never writes ``.grad``.
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    for p in model.parameters():
+        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
+    return torch.device("cpu"), torch.float32
+
+
+def _one_layer(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
+    """Resolve ``layer`` to exactly one module name (clear errors come from hooks)."""
+    if not isinstance(layer, str):
+        raise TypeError(
+            f"layer must be a layer name such as 'conv2', got {type(layer).__name__}. "
+            f"featviz.layers(model) lists the names."
+        )
+    names = hooks.resolve_layers(model, layer)
+    if len(names) != 1:
+        raise ValueError(
+            f"layer {layer!r} matches {len(names)} layers ({', '.join(names[:6])}"
+            f"{', ...' if len(names) > 6 else ''}); give exactly one layer name."
+        )
+    name = names[0]
+    return name, dict(model.named_modules())[name]
+
+
+def _as_batch(x: Any, what: str = "x") -> tuple[torch.Tensor, bool]:
+    """``(C, H, W)`` or ``(N, C, H, W)`` -> a float batch and whether it was one image."""
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(x)
+        except Exception as exc:
+            raise TypeError(
+                f"{what} must be a tensor of images (N, C, H, W) or one image (C, H, W), "
+                f"got {type(x).__name__}."
+            ) from exc
+    if not x.dtype.is_floating_point:
+        raise TypeError(
+            f"{what} must hold normalised float images, got dtype {x.dtype}. For raw MNIST "
+            f"bytes use featviz.normalize(x.float() / 255)."
+        )
+    if x.dim() == 3:
+        return x.unsqueeze(0), True
+    if x.dim() == 4:
+        return x, False
+    hint = " For one 28x28 grey image use x[None] to make it (1, 28, 28)." if x.dim() == 2 else ""
+    raise ValueError(
+        f"{what} must be a batch (N, C, H, W) or one image (C, H, W), got shape "
+        f"{tuple(x.shape)}.{hint}"
+    )
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"attributions need a model that returns class scores of shape (N, classes); "
+            f"this model returned {shape}."
+        )
+    return out
+
+
+def _targets(target: Any, logits: torch.Tensor) -> torch.Tensor:
+    """The class to explain for each image: given, or the predicted one."""
+    n, k = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    t = torch.as_tensor(target, device=logits.device)
+    if t.dtype.is_floating_point or t.dtype == torch.bool:
+        raise TypeError(f"target must be a class index (int) or one per image, got {target!r}.")
+    t = t.long().flatten()
+    if t.numel() == 1:
+        t = t.expand(n)
+    if t.numel() != n:
+        raise ValueError(
+            f"target has {t.numel()} class indices for {n} images; give one int for all "
+            f"images or one per image."
+        )
+    if int(t.min()) < 0 or int(t.max()) >= k:
+        raise ValueError(f"target must be a class index in 0..{k - 1}, got {target!r}.")
+    return t
+
+
+def _pair(v: Any, what: str) -> Size2:
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, int) for i in v):
+        return (int(v[0]), int(v[1]))
+    raise TypeError(f"{what} must be an int or a pair of ints (height, width), got {v!r}.")
+
+
+def _finish(maps: torch.Tensor, single: bool) -> torch.Tensor:
+    maps = maps.detach().to("cpu", torch.float32)
+    return maps[0] if single else maps
+
+
+# --------------------------------------------------------------------------- receptive field
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Which input pixels each unit of a layer can see.
+
+    Unit ``(row, col)`` of the layer's maps sees the input box starting at
+    ``offset + (row, col) * stride`` and ``size`` pixels tall and wide; see
+    :meth:`box`. All pairs are ``(height, width)`` in input pixels.
+
+    Attributes
+    ----------
+    layer : the layer's name.
+    size : the side of the box one unit sees (its theoretical receptive field).
+    stride : input pixels between neighbouring units (also called the jump).
+    offset : input ``(row, col)`` of the top-left corner of unit ``(0, 0)``'s box;
+        negative where padding makes the box hang over the border.
+    input_size, output_size : the image's and the layer's ``(H, W)``.
+    """
+
+    layer: str
+    size: Size2
+    stride: Size2
+    offset: Size2
+    input_size: Size2
+    output_size: Size2
+
+    def box(self, row: int, col: int, clip: bool = True) -> tuple[int, int, int, int]:
+        """Input box ``(top, left, bottom, right)`` seen by unit ``(row, col)``, half-open.
+
+        With ``clip`` (default) the box is cut at the image border, so
+        ``image[..., top:bottom, left:right]`` is the patch the unit sees.
+        """
+        top = self.offset[0] + int(row) * self.stride[0]
+        left = self.offset[1] + int(col) * self.stride[1]
+        bottom, right = top + self.size[0], left + self.size[1]
+        if clip:
+            h, w = self.input_size
+            top, left = max(0, min(top, h)), max(0, min(left, w))
+            bottom, right = max(0, min(bottom, h)), max(0, min(right, w))
+        return top, left, bottom, right
+
+    def center(self, row: int, col: int) -> tuple[float, float]:
+        """Input coordinates of the centre of unit ``(row, col)``'s (unclipped) box."""
+        top, left, bottom, right = self.box(row, col, clip=False)
+        return (top + bottom - 1) / 2, (left + right - 1) / 2
+
+    def __str__(self) -> str:
+        s, j, o = self.size, self.stride, self.offset
+        return (
+            f"{self.layer}: each unit sees a {s[0]}x{s[1]} patch of the "
+            f"{self.input_size[0]}x{self.input_size[1]} input; neighbouring units are "
+            f"{j[0]}x{j[1]} pixels apart; unit (0, 0) starts at {o}."
+        )
+
+
+# (size_h, size_w, stride_h, stride_w, offset_h, offset_w); None: no spatial layout
+# left (after flatten/linear); _UNKNOWN: passed through an operation featviz cannot follow.
+_Rec = tuple[int, int, int, int, int, int]
+_UNKNOWN = "unknown"
+
+
+def _conv_like(rec: _Rec, kernel: Size2, stride: Size2, padding: Size2, dilation: Size2) -> _Rec:
+    sh, sw, jh, jw, oh, ow = rec
+    kh = dilation[0] * (kernel[0] - 1) + 1
+    kw = dilation[1] * (kernel[1] - 1) + 1
+    return (sh + (kh - 1) * jh, sw + (kw - 1) * jw, jh * stride[0], jw * stride[1],
+            oh - padding[0] * jh, ow - padding[1] * jw)
+
+
+def _transfer(mod: nn.Module, rec: Any, in_shape: torch.Size, out: Any) -> Any:
+    """The receptive field after ``mod``, given the one of its input."""
+    if rec is None or rec == _UNKNOWN:
+        return rec
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        return None
+    if isinstance(mod, nn.Conv2d):
+        if isinstance(mod.padding, str):  # "valid" or "same"
+            pad = (0, 0) if mod.padding == "valid" else tuple(
+                d * (k - 1) // 2 for d, k in zip(mod.dilation, mod.kernel_size))
+        else:
+            pad = mod.padding
+        return _conv_like(rec, mod.kernel_size, mod.stride, pad, mod.dilation)
+    if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
+        k = _pair(mod.kernel_size, "kernel_size")
+        s = _pair(mod.stride if mod.stride is not None else mod.kernel_size, "stride")
+        p = _pair(mod.padding, "padding")
+        d = _pair(getattr(mod, "dilation", 1), "dilation")
+        return _conv_like(rec, k, s, p, d)
+    if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        (hi, wi), (ho, wo) = tuple(in_shape[-2:]), tuple(out.shape[-2:])
+        if hi % ho or wi % wo:
+            return _UNKNOWN  # uneven bins have no single size and stride
+        k = (hi // ho, wi // wo)
+        return _conv_like(rec, k, k, (0, 0), (1, 1))
+    if tuple(out.shape[-2:]) == tuple(in_shape[-2:]):
+        return rec  # element-wise or channel-mixing only (ReLU, BatchNorm, Dropout, ...)
+    return _UNKNOWN
+
+
+def receptive_field(
+    model: nn.Module, layer: str, input_size: Sequence[int] | None = None
+) -> ReceptiveField:
+    """The receptive field of ``layer``: its size, stride and offset in input pixels.
+
+    Parameters
+    ----------
+    model : any ``nn.Module`` built from modules (``nn.Conv2d``, ``nn.MaxPool2d``,
+        ``nn.AvgPool2d``, adaptive pools, and layers that keep the spatial size,
+        like ReLU or BatchNorm).
+    layer : a layer name with spatial maps ``(N, C, H, W)``, e.g. ``"conv2"``.
+    input_size : ``(C, H, W)`` or ``(H, W)`` of one input image; default the
+        model's ``input_shape`` attribute (SimpleCNN has one).
+
+    One forward pass of a blank image traces the layers in the order they run.
+    Where branches join (a residual block), the largest receptive field is kept.
+
+    >>> rf = receptive_field(featviz.SimpleCNN(), "conv2")
+    >>> rf.size, rf.stride, rf.box(0, 0)
+    ((14, 14), (2, 2), (0, 0, 14, 14))
+    """
+    name, target = _one_layer(model, layer)
+    device, dtype = _device_dtype(model)
+    shape = _input_shape(model, input_size)
+    x = torch.zeros((1, *shape), device=device, dtype=dtype)
+
+    records: dict[int, tuple[Any, torch.Tensor]] = {id(x): ((1, 1, 1, 1, 0, 0), x)}
+
+    def lookup(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor):
+            return None
+        if id(t) in records:
+            return records[id(t)][0]
+        if t.dim() != 4:
+            return None
+        # A tensor made by a functional op (a residual "+", F.relu): take the largest
+        # field among the tensors of the same spatial size, the union of the branches.
+        same = [r for r, u in records.values()
+                if isinstance(r, tuple) and u.dim() == 4 and u.shape[-2:] == t.shape[-2:]]
+        return max(same, key=lambda r: r[0] * r[1]) if same else _UNKNOWN
+
+    def leaf_hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
+        first = next((i for i in inputs if isinstance(i, torch.Tensor)), None)
+        if first is None or not isinstance(output, torch.Tensor):
+            return
+        rec = _transfer(mod, lookup(first), first.shape, output)
+        records[id(output)] = (rec, output)
+
+    seen: dict[str, Any] = {}
+
+    def target_hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
+        seen["out"] = output
+        seen["rec"] = lookup(output)
+
+    handles = [m.register_forward_hook(leaf_hook)
+               for m in model.modules() if not any(True for _ in m.children())]
+    handles.append(target.register_forward_hook(target_hook))
+    try:
+        with _inference_state(model), torch.no_grad():
+            model(x)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(
+            f"receptive_field could not run the model on an input of shape {(1, *shape)}: "
+            f"{exc} Pass input_size=(C, H, W) matching what the model expects."
+        ) from exc
+    finally:
+        for h in handles:
+            h.remove()
+
+    if "out" not in seen:
+        raise ValueError(f"layer {name!r} did not run during the model's forward pass.")
+    out, rec = seen["out"], seen["rec"]
+    if not isinstance(out, torch.Tensor) or out.dim() != 4:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"layer {name!r} outputs {got}, not spatial maps (N, C, H, W): each of its "
+            f"units sees the whole input. Pick a convolutional layer such as 'conv2'."
+        )
+    if rec is None or rec == _UNKNOWN:
+        raise ValueError(
+            f"cannot follow the receptive field of {name!r}: between the input and this "
+            f"layer an operation changes the spatial size without being an nn.Conv2d or "
+            f"pooling module (a functional call like F.max_pool2d, an interpolation, ...). "
+            f"Build the model from nn.Conv2d / nn.MaxPool2d modules to use it."
+        )
+    return ReceptiveField(
+        layer=name, size=(rec[0], rec[1]), stride=(rec[2], rec[3]), offset=(rec[4], rec[5]),
+        input_size=(int(shape[-2]), int(shape[-1])),
+        output_size=(int(out.shape[-2]), int(out.shape[-1])),
+    )
+
+
+def _input_shape(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
+    if input_size is None:
+        input_size = getattr(model, "input_shape", None)
+        if input_size is None:
+            raise ValueError(
+                f"{type(model).__name__} does not say what input it expects; pass "
+                f"input_size=(C, H, W), for example input_size=(3, 224, 224)."
+            )
+    size = tuple(int(s) for s in input_size)
+    if len(size) == 2:
+        conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        size = (conv.in_channels if conv is not None else 1, *size)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"input_size must be (C, H, W) or (H, W), got {input_size!r}.")
+    return size
+
+
+# --------------------------------------------------------------------------- top activating
+
+
+@dataclass
+class TopActivations:
+    """The ``k`` inputs that excite one channel most, best first.
+
+    Attributes
+    ----------
+    layer, channel : what was scanned.
+    scores : ``(k,)`` the channel's strongest response in each image (its maximum
+        over positions), descending.
+    indices : ``(k,)`` each image's position in the scan order (the dataset index
+        for tensors, datasets and unshuffled loaders).
+    images : ``(k, C, H, W)`` the images; ``labels`` ``(k,)`` their labels, or None.
+    positions : ``(k, 2)`` the ``(row, col)`` of the strongest unit in the layer's
+        maps; None for layers without spatial maps.
+    boxes : ``(k, 4)`` ``(top, left, bottom, right)`` of that unit's receptive
+        field in the image, clipped at the border (half-open); None as above.
+    patches : ``k`` tensors ``(C, h, w)``, the images cropped to ``boxes`` (the
+        whole image for layers without spatial maps). Patches cut by the border
+        are smaller than ``receptive_field.size``.
+    """
+
+    layer: str
+    channel: int
+    scores: torch.Tensor
+    indices: torch.Tensor
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    positions: torch.Tensor | None
+    boxes: torch.Tensor | None
+    patches: list[torch.Tensor]
+    receptive_field: ReceptiveField | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        s = ", ".join(f"{v:.3g}" for v in self.scores.tolist())
+        return (f"TopActivations(layer={self.layer!r}, channel={self.channel}, "
+                f"k={len(self.scores)}, scores=[{s}])")
+
+
+def _random_access(data: Any) -> tuple[torch.Tensor | Any, torch.Tensor | Any] | None:
+    """A way to fetch images by scan index after the scan, or None (keep them instead)."""
+    if isinstance(data, torch.Tensor):
+        return data, None
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
+        return data[0], data[1]
+    if isinstance(data, torch.utils.data.DataLoader):
+        if isinstance(data.sampler, torch.utils.data.SequentialSampler) and isinstance(
+                data.dataset, torch.utils.data.Dataset) and hasattr(data.dataset, "__getitem__"):
+            return data.dataset, "dataset"
+        return None
+    if isinstance(data, torch.utils.data.Dataset):
+        return data, "dataset"
+    return None
+
+
+def _fetch(source: tuple[Any, Any], idx: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    store, labels = source
+    if isinstance(labels, str):  # a Dataset: items are images or (image, label)
+        items = [store[i] for i in idx]
+        if items and isinstance(items[0], (tuple, list)):
+            ims = torch.stack([torch.as_tensor(it[0]) for it in items])
+            labs = torch.as_tensor([int(it[1]) for it in items])
+            return ims, labs
+        return torch.stack([torch.as_tensor(it) for it in items]), None
+    i = torch.as_tensor(idx, dtype=torch.long)
+    ims = store[i.to(store.device)].detach().cpu()
+    return ims, (torch.as_tensor(labels)[i].cpu() if labels is not None else None)
+
+
+def top_activating(
+    model: nn.Module,
+    data: Any,
+    layer: str,
+    channel: int | Sequence[int] | None = None,
+    k: int = 9,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    patches: bool = True,
+) -> TopActivations | dict[int, TopActivations]:
+    """The ``k`` images of ``data`` that excite a channel of ``layer`` most.
+
+    Streams over ``data`` batch by batch, keeping only a running top-``k`` per
+    channel, so memory does not grow with the dataset: all 32 conv2 channels of
+    the SimpleCNN over the 60,000 MNIST training images is one pass.
+
+    Parameters
+    ----------
+    data : images ``(N, C, H, W)``, an ``(images, labels)`` pair, a Dataset or a
+        DataLoader (anything ``featviz.hooks.batched_activations`` accepts).
+    layer : the layer to scan, e.g. ``"conv2"`` or ``"relu2"`` (or ``"fc3"``:
+        its "channels" are the units, here the class logits).
+    channel : one channel (returns a :class:`TopActivations`), a list of
+        channels, or None for all of them (returns ``{channel: TopActivations}``).
+    k : how many images per channel (fewer if ``data`` is smaller).
+    patches : crop each image to the receptive field of the strongest unit;
+        False skips the receptive-field calculation (for layers it cannot follow).
+
+    An image's score for a channel is the channel's maximum over positions.
+    Ties go to the earlier image.
+
+    >>> images, labels = featviz.mnist_tensors(train=False)
+    >>> tops = top_activating(model, (images, labels), "conv2")     # every channel
+    >>> tops[5].patches            # 9 tensors (1, 14, 14): what channel 5 responds to
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}.")
+    name, _ = _one_layer(model, layer)
+    single = isinstance(channel, int)
+    wanted: list[int] | None = [channel] if single else (
+        None if channel is None else [int(c) for c in channel])
+
+    top_vals = top_idx = top_pos = None  # (m, C) running best, m <= k
+    pool: dict[int, tuple[torch.Tensor, Any]] = {}  # scan index -> (image, label), if kept
+    source = _random_access(data)
+    seen = 0
+    spatial = None
+    n_channels = None
+    image_size = None
+    map_width = 1
+    with _inference_state(model):
+        for images, labels, acts in hooks.batched_activations(
+                model, data, [name], batch_size=batch_size, device=device):
+            a = acts[name].detach()
+            images = torch.as_tensor(images)  # numpy batches come as they were given
+            labels = torch.as_tensor(labels) if labels is not None else None
+            if n_channels is None:
+                if a.dim() not in (2, 4):
+                    raise ValueError(
+                        f"layer {name!r} outputs shape {tuple(a.shape)}; top_activating "
+                        f"needs maps (N, C, H, W) or features (N, F).")
+                spatial = a.dim() == 4
+                n_channels = a.shape[1]
+                map_width = a.shape[-1] if spatial else 1
+                image_size = tuple(images.shape[1:])
+                if wanted is not None:
+                    bad = [c for c in wanted if not 0 <= c < n_channels]
+                    if bad:
+                        raise ValueError(
+                            f"channel {bad[0]} does not exist: {name!r} has {n_channels} "
+                            f"channels (0..{n_channels - 1}).")
+            a = a.to("cpu", torch.float32)
+            if wanted is not None:
+                a = a[:, wanted]
+            b = a.shape[0]
+            if spatial:
+                vals, where = a.flatten(2).max(dim=2)  # (b, C)
+            else:
+                vals, where = a, torch.zeros(a.shape, dtype=torch.long)
+            idx = torch.arange(seen, seen + b).unsqueeze(1).expand_as(vals)
+            if top_vals is not None:
+                vals = torch.cat([top_vals, vals])
+                where = torch.cat([top_pos, where])
+                idx = torch.cat([top_idx, idx])
+            # a stable sort keeps earlier images first among equal scores: the running
+            # best (all earlier) comes before the batch, and the batch is in order
+            order = torch.sort(vals, dim=0, descending=True, stable=True).indices[:k]
+            top_vals, top_pos, top_idx = (vals.gather(0, order), where.gather(0, order),
+                                          idx.gather(0, order))
+            if source is None:  # keep only the images some channel still ranks
+                keep = set(top_idx.unique().tolist())
+                for i in range(seen, seen + b):
+                    if i in keep and i not in pool:
+                        lab = labels[i - seen].cpu() if labels is not None else None
+                        pool[i] = (images[i - seen].detach().cpu().clone(), lab)
+                for i in [i for i in pool if i not in keep]:
+                    del pool[i]
+            seen += b
+    if top_vals is None:
+        raise ValueError("data holds no images; top_activating needs at least one.")
+
+    rf = None
+    if spatial and patches:
+        rf = receptive_field(model, name, input_size=image_size)
+    channels = wanted if wanted is not None else list(range(n_channels))
+    results: dict[int, TopActivations] = {}
+    for col, ch in enumerate(channels):
+        idx = top_idx[:, col]
+        ids = idx.tolist()
+        if source is not None:
+            ims, labs = _fetch(source, ids)
+        else:
+            ims = torch.stack([pool[i][0] for i in ids])
+            labs = (torch.stack([torch.as_tensor(pool[i][1]) for i in ids])
+                    if pool[ids[0]][1] is not None else None)
+        pos = boxes = None
+        crops = list(ims)
+        if spatial:
+            flat = top_pos[:, col]
+            pos = torch.stack([flat // map_width, flat % map_width], dim=1)
+            if rf is not None:
+                boxes = torch.tensor([rf.box(int(r), int(c)) for r, c in pos.tolist()],
+                                     dtype=torch.long)
+                crops = [im[:, t:b_, l:r] for im, (t, l, b_, r) in zip(ims, boxes.tolist())]
+        results[ch] = TopActivations(
+            layer=name, channel=ch, scores=top_vals[:, col].clone(), indices=idx.clone(),
+            images=ims, labels=labs, positions=pos, boxes=boxes, patches=crops,
+            receptive_field=rf)
+    return results[channels[0]] if single else results
+
+
+# --------------------------------------------------------------------------- maximisation
+
+
+@dataclass
+class Maximized:
+    """Inputs synthesised to excite channels, one per channel.
+
+    Attributes
+    ----------
+    layer : the layer; ``channels`` the channel (or class) for each image.
+    images : ``(n, C, H, W)`` the synthesised inputs, in the model's input space
+        (normalised, like the data).
+    scores : ``(n,)`` the objective reached by each image (without jitter).
+    history : ``(steps, n)`` the objective at every step.
+    """
+
+    layer: str
+    channels: list[int]
+    images: torch.Tensor
+    scores: torch.Tensor
+    history: torch.Tensor
+
+    def __repr__(self) -> str:
+        return (f"Maximized(layer={self.layer!r}, channels={self.channels}, "
+                f"images={tuple(self.images.shape)})")
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(2 * sigma))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    g = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    c = x.shape[1]
+    pad = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    pad = F.conv2d(pad, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(pad, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _objective(out: torch.Tensor, channels: torch.Tensor, position: Any, name: str) -> torch.Tensor:
+    rows = torch.arange(out.shape[0], device=out.device)
+    sel = out[rows, channels]  # (n, H, W) or (n,)
+    if sel.dim() == 1:
+        return sel
+    if position == "mean":
+        return sel.flatten(1).mean(dim=1)
+    if position == "center":
+        return sel[:, sel.shape[1] // 2, sel.shape[2] // 2]
+    r, c = position
+    if not (0 <= r < sel.shape[1] and 0 <= c < sel.shape[2]):
+        raise ValueError(
+            f"position {position!r} is outside {name!r}'s {sel.shape[1]}x{sel.shape[2]} maps.")
+    return sel[:, r, c]
+
+
+def maximize_activation(
+    model: nn.Module,
+    layer: str,
+    channel: int | Sequence[int] | None = None,
+    *,
+    steps: int = 128,
+    lr: float = 0.1,
+    jitter: int = 1,
+    blur: float = 0.4,
+    decay: float = 0.01,
+    position: str | tuple[int, int] = "center",
+    value_range: tuple[float, float] | None | str = "auto",
+    input_size: Sequence[int] | None = None,
+    seed: int = 0,
+) -> Maximized:
+    """Synthesise inputs that excite channels of ``layer``, by gradient ascent from noise.
+
+    Each image starts as faint noise and climbs the channel's activation with
+    Adam for ``steps`` steps. Regularisers keep it image-like: at each step the
+    image is shifted by up to ``jitter`` pixels before the forward pass, then
+    blurred (Gaussian, ``blur`` pixels) and pulled towards the dark background by
+    ``decay``, and kept in ``value_range``. Several channels are optimised
+    together, one image each.
+
+    Parameters
+    ----------
+    layer : a layer name; for a class, the logits layer (``"fc3"`` for the
+        SimpleCNN) with ``channel`` = the class.
+    channel : one channel, a list, or None for every channel of the layer.
+    position : for maps ``(N, C, H, W)``, which unit to excite: ``"center"`` (the
+        central unit: a pattern the size of its receptive field), ``"mean"`` (all
+        units: a texture over the whole image) or a ``(row, col)``.
+    value_range : clamp the image to ``(low, high)``; ``"auto"`` uses the MNIST
+        pixel range [0, 1], normalised, for one-channel inputs and no clamp for
+        others; None never clamps.
+    input_size : ``(C, H, W)``, default the model's ``input_shape``.
+    seed : the noise and the jitter are drawn from this seed: same seed, same image.
+
+    Returns
+    -------
+    :class:`Maximized` with ``images`` ``(n, C, H, W)``, ``scores`` and ``history``.
+
+    >>> m = maximize_activation(model, "conv1")          # all 16 conv1 channels
+    >>> digit = maximize_activation(model, "fc3", 4)     # the model's idea of a 4
+    """
+    name, module = _one_layer(model, layer)
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}.")
+    if jitter < 0 or blur < 0 or not 0 <= decay < 1:
+        raise ValueError(
+            f"need jitter >= 0, blur >= 0 and 0 <= decay < 1; got jitter={jitter}, "
+            f"blur={blur}, decay={decay}.")
+    shape = _input_shape(model, input_size)
+    device, dtype = _device_dtype(model)
+
+    # learn the number of channels from one forward pass
+    with _inference_state(model), torch.no_grad(), hooks.capture(model, [name]) as acts:
+        model(torch.zeros((1, *shape), device=device, dtype=dtype))
+    out_shape = tuple(acts[name].shape)
+    n_channels = out_shape[1]
+    chans = list(range(n_channels)) if channel is None else (
+        [int(channel)] if isinstance(channel, int) else [int(c) for c in channel])
+    bad = [c for c in chans if not 0 <= c < n_channels]
+    if bad or not chans:
+        raise ValueError(
+            f"channel {bad[0] if bad else channel!r} does not exist: {name!r} has "
+            f"{n_channels} channels (0..{n_channels - 1}).")
+    if isinstance(position, str) and position not in ("center", "mean"):
+        raise ValueError(f"position must be 'center', 'mean' or (row, col), got {position!r}.")
+
+    if isinstance(value_range, str):
+        if value_range != "auto":
+            raise ValueError(f"value_range must be (low, high), 'auto' or None, got {value_range!r}.")
+        from .data import MNIST_MEAN, MNIST_STD
+        value_range = ((0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD) \
+            if shape[0] == 1 else None
+    low = value_range[0] if value_range is not None else 0.0
+    span = (value_range[1] - value_range[0]) if value_range is not None else 1.0
+
+    n = len(chans)
+    gen = torch.Generator()
+    # each channel's start is drawn from (seed, channel), so its image does not depend
+    # on which other channels are optimised alongside
+    x0 = torch.stack([
+        torch.rand(shape, generator=gen.manual_seed(int(seed) * 1_000_003 + c)) for c in chans])
+    x = (low + span * (0.05 + 0.05 * x0)).to(device=device, dtype=dtype).requires_grad_(True)
+    shifts = torch.randint(-jitter, jitter + 1, (steps, 2),
+                           generator=gen.manual_seed(int(seed))).tolist()
+    target = torch.tensor(chans, device=device)
+    opt = torch.optim.Adam([x], lr=lr * span)
+    history = torch.empty(steps, n)
+
+    def forward(image: torch.Tensor) -> torch.Tensor:
+        # one capture per pass: a capture concatenates the passes it sees
+        with hooks.capture(model, [name], to_cpu=False, detach=False) as acts:
+            model(image)
+        return _objective(acts[name], target, position, name)
+
+    with _inference_state(model), torch.enable_grad():
+        for step in range(steps):
+            dy, dx = shifts[step]
+            obj = forward(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if jitter else x)
+            history[step] = obj.detach().float().cpu()
+            opt.zero_grad(set_to_none=True)
+            (-obj.sum()).backward()
+            opt.step()
+            with torch.no_grad():
+                if blur:
+                    x.copy_(_gaussian_blur(x, blur))
+                if decay:
+                    x.sub_(low).mul_(1 - decay).add_(low)
+                if value_range is not None:
+                    x.clamp_(value_range[0], value_range[1])
+        with torch.no_grad():
+            final = forward(x).float().cpu()
+    return Maximized(layer=name, channels=chans, images=x.detach().to("cpu", torch.float32),
+                     scores=final, history=history)
+
+
+# --------------------------------------------------------------------------- attribution
+
+
+def _input_gradient(model: nn.Module, x: torch.Tensor, target: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """d(score of the target class)/d(input) for a batch, and the targets used."""
+    xg = x.detach().clone().requires_grad_(True)
+    logits = _logits(model, xg)
+    t = _targets(target, logits)
+    score = logits.gather(1, t[:, None]).sum()
+    (grad,) = torch.autograd.grad(score, xg)
+    return grad, t
+
+
+def saliency(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int | Sequence[int] | torch.Tensor | None = None,
+    *,
+    smoothgrad: int = 0,
+    noise: float = 0.15,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Gradient saliency: how strongly each pixel sways the class score.
+
+    The map is ``|d score / d pixel|``, the largest over colour channels
+    (Simonyan et al., 2014). With ``smoothgrad=n`` it is the average of the maps
+    of ``n`` noisy copies of the image (Smilkov et al., 2017), which removes most
+    of the speckle.
+
+    Parameters
+    ----------
+    x : a batch ``(N, C, H, W)`` or one image ``(C, H, W)``, as the model takes it.
+    target : the class to explain: an int, one per image, or None for the
+        class the model predicts (for SmoothGrad, predicted on the clean image).
+    smoothgrad : number of noisy samples; 0 for the plain gradient.
+    noise : the noise's standard deviation, as a fraction of each image's value
+        range (max - min); 0.1-0.2 works well.
+    seed : seed of the SmoothGrad noise.
+
+    Returns
+    -------
+    ``(N, H, W)`` (or ``(H, W)`` for one image), non-negative, float32 on the CPU.
+
+    >>> sal = saliency(model, images, smoothgrad=20)     # (N, 28, 28)
+    """
+    if not isinstance(smoothgrad, int) or smoothgrad < 0:
+        raise ValueError(f"smoothgrad must be 0 (off) or a number of samples, got {smoothgrad!r}.")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}.")
+    batch, single = _as_batch(x)
+    device, dtype = _device_dtype(model)
+    batch = batch.to(device=device, dtype=dtype)
+    with _inference_state(model), torch.enable_grad():
+        if smoothgrad == 0:
+            grad, _ = _input_gradient(model, batch, target)
+            return _finish(grad.abs().amax(dim=1), single)
+        with torch.no_grad():
+            t = _targets(target, _logits(model, batch))
+        lo = batch.flatten(1).min(dim=1).values
+        hi = batch.flatten(1).max(dim=1).values
+        sigma = (noise * (hi - lo)).view(-1, 1, 1, 1)
+        gen = torch.Generator().manual_seed(int(seed))
+        total = torch.zeros(batch.shape[0], *batch.shape[2:], device=device, dtype=dtype)
+        for _ in range(smoothgrad):
+            eps = torch.randn(batch.shape, generator=gen).to(device=device, dtype=dtype)
+            grad, _ = _input_gradient(model, batch + sigma * eps, t)
+            total += grad.abs().amax(dim=1)
+        return _finish(total / smoothgrad, single)
+
+
+def grad_cam(
+    model: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    target: int | Sequence[int] | torch.Tensor | None = None,
+    *,
+    upsample: str = "bilinear",
+) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al., 2017): the class-relevant regions of a layer's maps.
+
+    Each channel of ``layer`` is weighted by the mean gradient of the class score
+    over its map; the weighted sum of the maps, after a ReLU, is the coarse
+    Grad-CAM map, which is resized to the input.
+
+    Parameters
+    ----------
+    x : a batch ``(N, C, H, W)`` or one image ``(C, H, W)``.
+    layer : a layer with maps ``(N, C, h, w)``, usually the last convolutional
+        stage (``"conv2"`` or ``"relu2"`` for the SimpleCNN, ``"layer4"`` for a ResNet).
+    target : an int, one per image, or None for the predicted class.
+    upsample : ``"bilinear"`` (smooth) or ``"nearest"`` (shows the layer's grid).
+
+    Returns
+    -------
+    ``(N, H, W)`` (or ``(H, W)``), non-negative, float32 on the CPU. Values are
+    not normalised, so maps of different images can be compared.
+    """
+    if upsample not in ("bilinear", "nearest"):
+        raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {upsample!r}.")
+    name, _ = _one_layer(model, layer)
+    batch, single = _as_batch(x)
+    device, dtype = _device_dtype(model)
+    xg = batch.to(device=device, dtype=dtype).detach().clone().requires_grad_(True)
+    with _inference_state(model), torch.enable_grad():
+        with hooks.capture(model, [name], to_cpu=False, grad=True) as acts:
+            logits = _logits(model, xg)
+            t = _targets(target, logits)
+            logits.gather(1, t[:, None]).sum().backward()
+            maps, grads = acts[name], acts.grads[name]
+    if maps.dim() != 4:
+        raise ValueError(
+            f"grad_cam needs a layer with maps (N, C, H, W); {name!r} gives "
+            f"{tuple(maps.shape)}. Pick a convolutional layer such as 'conv2'.")
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * maps).sum(dim=1, keepdim=True))
+    kwargs = {"align_corners": False} if upsample == "bilinear" else {}
+    cam = F.interpolate(cam.float(), size=tuple(batch.shape[-2:]), mode=upsample, **kwargs)
+    return _finish(cam[:, 0], single)
+
+
+def occlusion(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: int | Sequence[int] | torch.Tensor | None = None,
+    *,
+    window: int | tuple[int, int] = 6,
+    stride: int | tuple[int, int] = 2,
+    baseline: float | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Occlusion (Zeiler & Fergus, 2014): how much the class score drops when a window is hidden.
+
+    A ``window`` is slid over the image in steps of ``stride`` (the last window
+    sits on the border, so every pixel is covered) and filled with ``baseline``.
+    Each pixel's value is the mean drop in the target's score (the logit) over
+    the windows that cover it: positive where hiding the pixels hurts the class,
+    negative where it helps.
+
+    Parameters
+    ----------
+    x : a batch ``(N, C, H, W)`` or one image ``(C, H, W)``.
+    target : an int, one per image, or None for the predicted class.
+    window, stride : ints or ``(height, width)`` pairs, in pixels.
+    baseline : the fill value; None uses each image's smallest value (the black
+        background for MNIST).
+    batch_size : occluded copies per forward pass.
+
+    Returns
+    -------
+    ``(N, H, W)`` (or ``(H, W)``), float32 on the CPU, signed.
+    """
+    wh, ww = _pair(window, "window")
+    sh, sw = _pair(stride, "stride")
+    if min(wh, ww, sh, sw) < 1:
+        raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}.")
+    batch, single = _as_batch(x)
+    n, c, h, w = batch.shape
+    if wh > h or ww > w:
+        raise ValueError(f"window {(wh, ww)} is larger than the {h}x{w} image.")
+    device, dtype = _device_dtype(model)
+    batch = batch.to(device=device, dtype=dtype).detach()
+
+    def starts(size: int, win: int, step: int) -> list[int]:
+        s = list(range(0, size - win + 1, step))
+        return s if s[-1] == size - win else s + [size - win]
+
+    boxes = [(r, q) for r in starts(h, wh, sh) for q in starts(w, ww, sw)]
+    masks = torch.zeros(len(boxes), 1, h, w, device=device, dtype=dtype)
+    for i, (r, q) in enumerate(boxes):
+        masks[i, :, r:r + wh, q:q + ww] = 1
+    count = masks[:, 0].sum(dim=0)  # >= 1 everywhere
+
+    out = torch.zeros(n, h, w, device=device, dtype=torch.float32)
+    with _inference_state(model), torch.no_grad():
+        logits = _logits(model, batch)
+        t = _targets(target, logits)
+        base_scores = logits.gather(1, t[:, None])[:, 0].float()
+        for i in range(n):
+            fill = batch[i].min() if baseline is None else torch.tensor(
+                float(baseline), device=device, dtype=dtype)
+            drop = torch.empty(len(boxes), device=device, dtype=torch.float32)
+            for j in range(0, len(boxes), batch_size):
+                m = masks[j:j + batch_size]
+                hidden = batch[i:i + 1] * (1 - m) + fill * m
+                drop[j:j + len(m)] = base_scores[i] - _logits(model, hidden)[:, t[i]].float()
+            out[i] = (drop.view(-1, 1, 1) * masks[:, 0].float()).sum(dim=0) / count.float()
+    return _finish(out, single)

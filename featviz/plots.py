@@ -1,0 +1,1023 @@
+"""Static figures: feature-map grids, filters, digit grids, heat-map overlays, comparisons.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (never
+pyplot) and returns it, so it works the same in a notebook, a script and a
+headless test. In a notebook, leave the figure as the last expression of a
+cell to show it; in a script, ``fig.savefig("maps.png")``.
+
+Colour conventions, shared by every figure and by the widgets:
+
+* signed values (a convolution's output before its ReLU, filter weights) use a
+  diverging map centred at zero (:data:`SIGNED_CMAP`): red is positive, blue is
+  negative, white is zero;
+* non-negative values (after a ReLU or a pooling of it) use a sequential map
+  (:data:`POSITIVE_CMAP`) from 0 (black) to the largest value (pale yellow);
+* a channel that is zero everywhere is *dead*: its panel is grey and hatched,
+  never stretched to look active.
+
+Every panel's ``Axes`` carries a label (``ax.get_label()``) saying what it
+shows: ``"channel 7"``, ``"filter 3"``, ``"image 12"``, ``"input"``,
+``"overlay Grad-CAM"`` or ``"colorbar"``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import nn
+
+__all__ = [
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_images",
+    "plot_overlay",
+    "plot_comparison",
+    "grid_shape",
+    "choose_cmap",
+    "SIGNED_CMAP",
+    "POSITIVE_CMAP",
+]
+
+SIGNED_CMAP = "RdBu_r"
+POSITIVE_CMAP = "magma"
+IMAGE_CMAP = "gray"
+WRONG_COLOR = "#c62828"
+TEXT_COLOR = "#222222"
+MUTED_COLOR = "#666666"
+DEAD_FACE = "#ececec"
+DEAD_HATCH = "#bdbdbd"
+FRAME_COLOR = "#9e9e9e"
+
+# A value counts as negative only when it is clearly below zero: float noise of
+# -1e-9 in a non-negative map must not switch it to the diverging scale.
+_SIGN_TOLERANCE = 1e-6
+
+Array = Any  # torch.Tensor | np.ndarray | nested sequence of numbers
+Denormalize = Callable[[torch.Tensor], torch.Tensor] | bool | None
+
+
+# --------------------------------------------------------------------------- helpers
+
+def grid_shape(n: int, ncols: int | None = None, aspect: float = 2.0) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels: a grid that fits the count.
+
+    Prefers grids with no empty slot whose width/height ratio is near
+    ``aspect``; a partly filled last row is accepted only when it clearly
+    beats the full grids (7 -> 2x4).
+
+    >>> [grid_shape(n) for n in (1, 7, 16, 32, 512)]
+    [(1, 1), (2, 4), (4, 4), (4, 8), (16, 32)]
+    >>> grid_shape(16, ncols=8)
+    (2, 8)
+    """
+    n = _positive_int(n, "n")
+    if ncols is not None:
+        cols = min(_positive_int(ncols, "ncols"), n)
+        return math.ceil(n / cols), cols
+    if aspect <= 0:
+        raise ValueError(f"aspect must be positive, got {aspect}")
+    best: tuple[float, int, int] | None = None
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        spare = rows * cols - n
+        cost = abs(math.log2(cols / rows / aspect))
+        if spare:
+            cost += 1.0 + spare / cols
+        # ties go to the squarer grid (fewer columns), hence cols in the key
+        key = (round(cost, 9), cols, rows)
+        if best is None or key < best:
+            best = key
+    assert best is not None
+    return best[2], best[1]
+
+
+def choose_cmap(values: Array) -> tuple[str, float, float]:
+    """The colour map and limits for showing ``values`` honestly.
+
+    Returns ``(cmap_name, vmin, vmax)``: :data:`SIGNED_CMAP` with symmetric
+    limits ``(-m, m)`` when any value is negative (so zero is the middle
+    colour), else :data:`POSITIVE_CMAP` with ``(0, max)``. All-zero or empty
+    input gives ``(POSITIVE_CMAP, 0.0, 1.0)``. NaNs are ignored.
+
+    >>> choose_cmap(torch.tensor([-2.0, 0.5]))
+    ('RdBu_r', -2.0, 2.0)
+    >>> choose_cmap(np.array([0.0, 3.0]))
+    ('magma', 0.0, 3.0)
+    """
+    arr = _to_numpy(values, "values")
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return POSITIVE_CMAP, 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    scale = max(abs(lo), abs(hi))
+    if scale == 0.0:
+        return POSITIVE_CMAP, 0.0, 1.0
+    if lo < -_SIGN_TOLERANCE * scale:
+        return SIGNED_CMAP, -scale, scale
+    return POSITIVE_CMAP, 0.0, hi
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _to_numpy(x: Any, what: str) -> np.ndarray:
+    """Any tensor (any device, with or without grad) or array -> float32 numpy."""
+    if isinstance(x, torch.Tensor):
+        # detach and move before numpy: a CUDA tensor or one that requires grad
+        # cannot be turned into an array directly
+        return x.detach().cpu().float().numpy()
+    if isinstance(x, Mapping):
+        keys = list(x)[:6]
+        raise TypeError(
+            f"{what} is a dict-like object with keys {keys}; pick one entry, e.g. "
+            f"{what}[{keys[0]!r}]" if keys else f"{what} is an empty dict-like object"
+        )
+    if isinstance(x, (nn.Module, Figure)) or x is None:
+        raise TypeError(
+            f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}"
+        )
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and odd objects
+        raise TypeError(
+            f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__} "
+            f"({exc})"
+        ) from exc
+    if arr.dtype == bool:
+        arr = arr.astype(np.float32)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise TypeError(
+            f"{what} must hold real numbers, got an array of dtype {arr.dtype} from "
+            f"{type(x).__name__}"
+        )
+    return arr.astype(np.float32, copy=False)
+
+
+def _pick(arr: np.ndarray, index: int | None, what: str) -> tuple[np.ndarray, str]:
+    """(N, ...) -> one item; returns the item and a note like 'image 3 of 10'."""
+    n = arr.shape[0]
+    i = 0 if index is None else index
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"index must be an integer, got {index!r}")
+    if not -n <= i < n:
+        raise ValueError(
+            f"index={index} is out of range for {what} holding {n} images "
+            f"(valid: 0 to {n - 1})"
+        )
+    return arr[i], (f"image {int(i) % n} of {n}" if n > 1 else "")
+
+
+def _select_maps(maps: Any, index: int | None, what: str = "maps") -> tuple[np.ndarray, str]:
+    """(C, H, W) or (N, C, H, W) + index -> (C, H, W) numpy and a note."""
+    arr = _to_numpy(maps, what)
+    if arr.ndim == 4:
+        return _pick(arr, index, what)
+    if arr.ndim == 3:
+        if index is not None:
+            raise ValueError(
+                f"{what} has shape {tuple(arr.shape)}, already one image's (C, H, W) maps, "
+                f"so index={index} has nothing to pick from; drop index= (or pass the whole "
+                f"(N, C, H, W) batch)"
+            )
+        return arr, ""
+    hint = ""
+    if arr.ndim == 2:
+        hint = (" A 2-D array looks like one map (H, W) - add a channel axis with "
+                "maps[None] - or the (N, features) output of a Linear layer, which has no "
+                "spatial maps to draw.")
+    raise ValueError(
+        f"{what} must have shape (C, H, W) or (N, C, H, W) with index=, "
+        f"got {arr.ndim}-D shape {tuple(arr.shape)}.{hint}"
+    )
+
+
+def _display_images(batch: np.ndarray, denormalize: Denormalize) -> np.ndarray:
+    """(N, C, H, W) model inputs -> (N, H, W) grey or (N, H, W, 3) RGB in [0, 1].
+
+    ``denormalize``: a callable taking and returning a tensor (e.g.
+    ``featviz.denormalize``), False to show the values as they are (rescaled to
+    [0, 1] if they leave it), or None to guess: values already in [0, 1] are
+    shown as they are; grey images outside it are taken as MNIST-normalised;
+    anything else is rescaled to [0, 1].
+    """
+    channels = batch.shape[1]
+    if channels not in (1, 3):
+        raise ValueError(
+            f"images must have 1 (grey) or 3 (RGB) channels, got {channels} in shape "
+            f"{tuple(batch.shape)}"
+        )
+    if callable(denormalize):
+        out = _to_numpy(denormalize(torch.from_numpy(np.array(batch))), "denormalize(images)")
+        if out.shape != batch.shape:
+            raise ValueError(
+                f"denormalize changed the images' shape from {tuple(batch.shape)} to "
+                f"{tuple(out.shape)}; it must return images of the same shape"
+            )
+        out = np.clip(out, 0.0, 1.0)
+    elif denormalize is None or denormalize is False:
+        out = batch
+        lo, hi = float(np.nanmin(batch)), float(np.nanmax(batch))
+        inside = lo >= -1e-3 and hi <= 1.0 + 1e-3
+        if not inside and denormalize is None and channels == 1:
+            from .data import MNIST_MEAN, MNIST_STD  # only here: data imports torchvision
+
+            out = batch * MNIST_STD + MNIST_MEAN
+            lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
+            inside = lo >= -1e-2 and hi <= 1.0 + 1e-2
+            if not inside:
+                out = batch
+        if not inside:
+            lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
+            out = (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
+        out = np.clip(out, 0.0, 1.0)
+    else:
+        raise TypeError(
+            f"denormalize must be a callable (e.g. featviz.denormalize), None (guess) or "
+            f"False (show as is), got {denormalize!r}"
+        )
+    if channels == 1:
+        return out[:, 0]
+    return np.moveaxis(out, 1, -1)
+
+
+def _one_image(image: Any, index: int | None, denormalize: Denormalize,
+               what: str = "image") -> np.ndarray:
+    """One image in any common layout -> (H, W) grey or (H, W, 3) RGB in [0, 1]."""
+    arr = _to_numpy(image, what)
+    if arr.ndim == 4:
+        if arr.shape[0] > 1 and index is None:
+            raise ValueError(
+                f"{what} is a batch of {arr.shape[0]} images {tuple(arr.shape)}; pass "
+                f"index= to choose one, or pass {what}[i]"
+            )
+        arr, _ = _pick(arr, index, what)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim == 3 and arr.shape[0] not in (1, 3) and arr.shape[-1] in (1, 3):
+        arr = np.moveaxis(arr, -1, 0)  # (H, W, C) as PIL and numpy users hold images
+    if arr.ndim != 3 or arr.shape[0] not in (1, 3):
+        raise ValueError(
+            f"{what} must be one image of shape (1, H, W), (3, H, W) or (H, W) "
+            f"(or a batch with index=), got shape {tuple(np.shape(image))}"
+        )
+    return _display_images(arr[None], denormalize)[0]
+
+
+def _input_image(image: Any, index: int | None, denormalize: Denormalize) -> np.ndarray:
+    """The input shown beside maps: a batch is indexed like the maps (a batch of one
+    is taken whole), a single image is used as it is."""
+    arr = _to_numpy(image, "image")
+    if arr.ndim == 4:
+        arr, _ = _pick(arr, 0 if arr.shape[0] == 1 else index, "image")
+    return _one_image(arr, None, denormalize)
+
+
+def _labels_list(values: Any, n: int, what: str) -> list[int] | None:
+    if values is None:
+        return None
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    elif isinstance(values, np.ndarray):
+        values = values.reshape(-1).tolist()
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"{what} has {len(values)} entries but there are {n} images")
+    return [int(v) for v in values]
+
+
+def _check_norm(norm: str, allowed: Sequence[str]) -> str:
+    if norm not in allowed:
+        raise ValueError(f"norm must be one of {', '.join(map(repr, allowed))}, got {norm!r}")
+    return norm
+
+
+def _is_dead(m: np.ndarray) -> bool:
+    return m.size > 0 and not np.any(m != 0)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2g}" if abs(v) < 100 else f"{v:.0f}"
+
+
+# --------------------------------------------------------------------------- layout
+
+@dataclass
+class _Panel:
+    """One small axes of a grid."""
+
+    axes_label: str
+    label: str = ""
+    data: np.ndarray | None = None  # (H, W), or (H, W, 3|4) colour
+    cmap: str | None = None
+    vmin: float | None = None
+    vmax: float | None = None
+    color: str = TEXT_COLOR
+    dead: bool = False
+    under: np.ndarray | None = None  # image drawn below data (overlays)
+    colorbar: tuple[str, float, float] | None = None  # small bar below the panel
+
+
+@dataclass
+class _Block:
+    """A titled grid of panels, with an optional colour bar on its right."""
+
+    panels: list[_Panel]
+    rows: int
+    cols: int
+    title: str = ""
+    colorbar: tuple[str, float, float, str] | None = None  # cmap, vmin, vmax, label
+    aspect: float = 1.0  # panel height / width
+    labels: bool = True
+    label_size: float = 8.0
+
+
+_IN = dict(margin=0.14, title=0.34, subtitle=0.24, block_title=0.3, block_gap=0.22,
+           image_gap=0.35, cbar_gap=0.14, cbar_w=0.13, cbar_text=0.62,
+           pcbar=0.1, pcbar_text=0.3)
+
+
+def _panel_size(max_cols: int, limit: float = 1.25) -> float:
+    # about 7.5 inches of panels: with the input and the colour bar the figure
+    # stays near 10 inches, the width of a notebook cell, so text is not shrunk
+    return float(np.clip(7.5 / max_cols - 0.05, 0.3, limit))
+
+
+def _compose(
+    blocks: list[_Block],
+    *,
+    panel: float,
+    title: str = "",
+    subtitle: str = "",
+    image: np.ndarray | None = None,
+    image_title: str = "input",
+    shared_colorbar: tuple[str, float, float, str] | None = None,
+) -> Figure:
+    """Lay out blocks of panels (top to bottom) with an input image on the left.
+
+    All sizes are worked out in inches, so a panel has the same size whatever
+    the number of panels and the text never overlaps; positions are then
+    converted to figure fractions for ``add_axes`` (cheaper than gridspecs or
+    layout engines, which matters for 512 panels).
+    """
+    lab_h = {id(b): (0.2 if b.labels else 0.0) for b in blocks}
+    gap = max(0.045, 0.07 * panel)
+    has_pcbar = {id(b): any(p.colorbar for p in b.panels) for b in blocks}
+
+    # vertical layout, in inches from the top
+    y = _IN["margin"]
+    title_y = subtitle_y = None
+    if title:
+        title_y = y
+        y += _IN["title"]
+    if subtitle:
+        subtitle_y = y
+        y += _IN["subtitle"]
+    y += 0.04
+    placed: list[tuple[_Block, float, list[tuple[float, float]]]] = []  # block, title y, row tops
+    grid_top = None
+    grid_bottom = y
+    for bi, block in enumerate(blocks):
+        btitle_y = None
+        if block.title:
+            btitle_y = y
+            y += _IN["block_title"]
+        row_tops = []
+        ph = panel * block.aspect
+        for r in range(block.rows):
+            y += lab_h[id(block)]
+            row_tops.append((y, ph))
+            y += ph
+            if has_pcbar[id(block)]:
+                y += 0.06 + _IN["pcbar"] + _IN["pcbar_text"]
+            if r < block.rows - 1:
+                y += gap
+        if grid_top is None:
+            grid_top = row_tops[0][0]
+        grid_bottom = y
+        placed.append((block, btitle_y, row_tops))
+        if bi < len(blocks) - 1:
+            y += _IN["block_gap"]
+    assert grid_top is not None
+    height = y + _IN["margin"]
+
+    # horizontal layout
+    x = _IN["margin"]
+    image_x = image_size = None
+    if image is not None:
+        image_size = float(np.clip(0.5 * (grid_bottom - grid_top), 1.1, 2.0))
+        image_size = min(image_size, max(grid_bottom - grid_top, 1.0))
+        image_x = x
+        x += image_size + _IN["image_gap"]
+    grid_x = x
+    grid_w = max(b.cols * panel + (b.cols - 1) * gap for b in blocks)
+    x += grid_w
+    cbar_x = None
+    if shared_colorbar or any(b.colorbar for b in blocks):
+        cbar_x = x + _IN["cbar_gap"]
+        x = cbar_x + _IN["cbar_w"] + _IN["cbar_text"]
+    else:
+        x += _IN["margin"]
+    width = max(x, 3.2)
+    if image is not None:
+        height = max(height, grid_top + image_size + 0.3 + _IN["margin"])
+
+    fig = Figure(figsize=(width, height), dpi=100, facecolor="white")
+
+    def rect(x0: float, top: float, w: float, h: float) -> tuple[float, float, float, float]:
+        return (x0 / width, 1.0 - (top + h) / height, w / width, h / height)
+
+    if title_y is not None:
+        fig.text(_IN["margin"] / width, 1 - title_y / height, title, ha="left", va="top",
+                 fontsize=12, fontweight="bold", color=TEXT_COLOR)
+    if subtitle_y is not None:
+        fig.text(_IN["margin"] / width, 1 - subtitle_y / height, subtitle, ha="left",
+                 va="top", fontsize=8.5, color=MUTED_COLOR)
+
+    for block, btitle_y, row_tops in placed:
+        if btitle_y is not None:
+            fig.text(grid_x / width, 1 - btitle_y / height, block.title, ha="left",
+                     va="top", fontsize=10, fontweight="bold", color=TEXT_COLOR)
+        for i, p in enumerate(block.panels):
+            r, c = divmod(i, block.cols)
+            top, ph = row_tops[r]
+            ax = fig.add_axes(rect(grid_x + c * (panel + gap), top, panel, ph),
+                              label=p.axes_label)
+            _draw_panel(ax, p, block.label_size)
+            if p.colorbar is not None:
+                cax = fig.add_axes(rect(grid_x + c * (panel + gap) + 0.1 * panel,
+                                        top + ph + 0.06, 0.8 * panel, _IN["pcbar"]),
+                                   label="colorbar")
+                _colorbar(fig, cax, *p.colorbar, orientation="horizontal", label="")
+        if block.colorbar is not None and shared_colorbar is None:
+            btop = row_tops[0][0]
+            bbottom = row_tops[-1][0] + row_tops[-1][1]
+            _block_colorbar(fig, rect, cbar_x, btop, bbottom, block.colorbar)
+    if shared_colorbar is not None:
+        _block_colorbar(fig, rect, cbar_x, grid_top, grid_bottom, shared_colorbar)
+
+    if image is not None:
+        centre = 0.5 * (grid_top + grid_bottom)
+        itop = max(grid_top, centre - 0.5 * image_size)
+        ax = fig.add_axes(rect(image_x, itop, image_size, image_size), label="input")
+        _draw_panel(ax, _Panel(axes_label="input", label=image_title, data=image,
+                               cmap=IMAGE_CMAP, vmin=0.0, vmax=1.0), 9.0)
+    return fig
+
+
+def _block_colorbar(fig: Figure, rect: Callable, x: float, top: float, bottom: float,
+                    spec: tuple[str, float, float, str]) -> None:
+    h = bottom - top
+    ch = min(h, 4.0) if h > 0.6 else h
+    cax = fig.add_axes(rect(x, top + 0.5 * (h - ch), _IN["cbar_w"], ch), label="colorbar")
+    _colorbar(fig, cax, spec[0], spec[1], spec[2], orientation="vertical", label=spec[3])
+
+
+def _colorbar(fig: Figure, cax: Any, cmap: str, vmin: float, vmax: float, *,
+              orientation: str, label: str) -> None:
+    sm = ScalarMappable(norm=Normalize(vmin=vmin, vmax=vmax), cmap=cmap)
+    cb = fig.colorbar(sm, cax=cax, orientation=orientation)
+    cb.outline.set_linewidth(0.5)
+    cb.outline.set_edgecolor(FRAME_COLOR)
+    cax.tick_params(labelsize=7, length=2, width=0.5, pad=1.5, colors=MUTED_COLOR)
+    if orientation == "horizontal":
+        cb.set_ticks([vmin, vmax])
+        cb.set_ticklabels([_fmt(vmin), _fmt(vmax)])
+    if label:
+        cb.set_label(label, fontsize=8, color=MUTED_COLOR, labelpad=3)
+    cax.set_label("colorbar")
+
+
+def _draw_panel(ax: Any, p: _Panel, label_size: float) -> None:
+    ax.xaxis.set_visible(False)
+    ax.yaxis.set_visible(False)
+    for spine in ax.spines.values():
+        spine.set_linewidth(0.5)
+        spine.set_edgecolor(FRAME_COLOR)
+    if p.label:
+        ax.set_title(p.label, fontsize=label_size, pad=2.5, color=p.color)
+    if p.dead:
+        ax.set_facecolor(DEAD_FACE)
+        ax.add_patch(Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False,
+                               hatch="////", edgecolor=DEAD_HATCH, linewidth=0))
+        ax.text(0.5, 0.5, "dead", transform=ax.transAxes, ha="center", va="center",
+                fontsize=max(5.0, label_size - 0.5), color=MUTED_COLOR)
+        return
+    if p.under is not None:
+        grey = p.under.ndim == 2
+        ax.imshow(p.under, cmap=IMAGE_CMAP if grey else None, vmin=0.0, vmax=1.0,
+                  interpolation="nearest")
+    if p.data is not None:
+        ax.imshow(p.data, cmap=p.cmap if p.data.ndim == 2 else None, vmin=p.vmin,
+                  vmax=p.vmax, interpolation="nearest")
+
+
+def _map_panels(
+    maps: np.ndarray,
+    channels: Sequence[int],
+    *,
+    norm: str,
+    cmap: str | None,
+    kind: str = "channel",
+    labels: bool = True,
+    shared: tuple[str, float, float] | None = None,
+    show_range: bool = False,
+) -> list[_Panel]:
+    """Panels for ``maps[i]`` (already selected), labelled by ``channels[i]``."""
+    name, vmin, vmax = shared if shared is not None else choose_cmap(maps)
+    signed = vmin < 0
+    cmap_name = cmap or name
+    panels = []
+    for m, ch in zip(maps, channels):
+        p = _Panel(axes_label=f"{kind} {ch}", label=str(ch) if labels else "")
+        if _is_dead(m):
+            p.dead = True
+        else:
+            p.data, p.cmap = m, cmap_name
+            if norm == "per-map":
+                finite = m[np.isfinite(m)]
+                top = float(np.abs(finite).max()) if finite.size else 1.0
+                top = top if top > 0 else 1.0
+                if signed:
+                    p.vmin, p.vmax = -top, top
+                else:
+                    p.vmin, p.vmax = 0.0, float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+                if show_range and labels:
+                    p.label = f"{ch}  " + (f"±{_fmt(top)}" if signed else f"≤{_fmt(p.vmax)}")
+            else:
+                p.vmin, p.vmax = vmin, vmax
+        panels.append(p)
+    return panels
+
+
+# --------------------------------------------------------------------------- public
+
+def plot_feature_maps(
+    maps: Array,
+    index: int | None = None,
+    *,
+    image: Array | None = None,
+    norm: str = "shared",
+    cmap: str | None = None,
+    top_k: int | None = None,
+    channels: Sequence[int] | None = None,
+    ncols: int | None = None,
+    title: str | None = None,
+    denormalize: Denormalize = None,
+    max_channels: int = 1024,
+) -> Figure:
+    """One image's feature maps as a grid, one panel per channel.
+
+    Parameters
+    ----------
+    maps : (C, H, W) maps of one image, or an (N, C, H, W) batch with ``index``
+        (default 0). A torch tensor on any device (detached for you) or an array.
+    index : which image of a batch to show.
+    image : the input image, shown on the left: (1, H, W), (3, H, W), (H, W) or
+        the (N, ...) batch the maps came from (then ``index`` picks it too).
+    norm : ``"shared"`` - one colour scale for all maps, with a colour bar, so
+        maps can be compared; ``"per-map"`` - each map stretched to its own
+        range (shows the pattern of weak maps; the range is in the label).
+    cmap : colour map name; default from :func:`choose_cmap` (diverging for
+        signed maps, sequential for non-negative ones).
+    top_k : show only the ``k`` channels with the highest mean activation, most
+        active first, labelled with their real channel numbers.
+    channels : show only these channel numbers, in this order.
+    ncols : number of columns; default from :func:`grid_shape`.
+    title : figure title; a grey line under it always says what is shown
+        (counts, size, scale, dead channels).
+    denormalize : how to turn ``image`` into pixels (see ``plot_images``).
+    max_channels : above this many channels only the ``max_channels`` most active
+        are drawn (the subtitle says so), since thousands of panels help no one.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Example
+    -------
+    >>> acts = featviz.activations(model, images, ["conv1"])
+    >>> fig = plot_feature_maps(acts["conv1"], index=3, image=images)
+    """
+    norm = _check_norm(norm, ("shared", "per-map"))
+    arr, note = _select_maps(maps, index)
+    num, height, width = arr.shape
+    if num == 0:
+        raise ValueError(f"maps has no channels (shape {tuple(arr.shape)})")
+    order = list(range(num))
+    how = ""
+    if channels is not None and top_k is not None:
+        raise ValueError("pass either channels= or top_k=, not both")
+    if channels is not None:
+        order = [int(c) for c in channels]
+        bad = [c for c in order if not 0 <= c < num]
+        if bad or not order:
+            raise ValueError(
+                f"channels must be a non-empty list of channel numbers 0 to {num - 1}, "
+                f"got {list(channels)!r}"
+            )
+        how = f"channels {', '.join(map(str, order))}" if len(order) <= 6 else f"{len(order)} chosen channels"
+    else:
+        k = top_k
+        if k is None and num > max_channels:
+            k = max_channels
+        if k is not None:
+            k = min(_positive_int(k, "top_k"), num)
+            means = np.nan_to_num(arr.reshape(num, -1).mean(axis=1), nan=-np.inf)
+            order = [int(i) for i in np.argsort(-means, kind="stable")[:k]]
+            how = f"top {k} of {num} channels by mean activation"
+    shown = arr[order]
+    rows, cols = grid_shape(len(order), ncols)
+    panel = _panel_size(cols)
+    labels = len(order) <= 128 or panel >= 0.45
+    spec = choose_cmap(shown)
+    panels = _map_panels(shown, order, norm=norm, cmap=cmap, labels=labels,
+                         shared=spec, show_range=panel >= 0.75)
+    dead = sum(p.dead for p in panels)
+
+    bits = [how or (f"{num} channels" if num > 1 else "1 channel"), f"{height}×{width} each"]
+    bits.append("shared colour scale" if norm == "shared" else "each map on its own scale")
+    if dead:
+        bits.append(f"{dead} dead (zero everywhere)")
+    if note:
+        bits.append(note)
+    if not labels:
+        bits.append("channel 0 top left, in reading order")
+    colorbar = None
+    if norm == "shared":
+        colorbar = (cmap or spec[0], spec[1], spec[2], "activation")
+    block = _Block(panels, rows, cols, colorbar=colorbar, aspect=_aspect(height, width),
+                   labels=labels, label_size=_label_size(panel))
+    shown_image = None if image is None else _input_image(image, index, denormalize)
+    return _compose([block], panel=panel,
+                    title="Feature maps" if title is None else title,
+                    subtitle=" · ".join(bits), image=shown_image)
+
+
+def _aspect(height: int, width: int) -> float:
+    return float(np.clip(height / max(width, 1), 0.25, 4.0))
+
+
+def _label_size(panel: float) -> float:
+    return float(np.clip(panel * 72 * 0.11, 6.5, 9.0))
+
+
+def plot_filters(
+    weight: Array | nn.Module,
+    *,
+    in_channel: int | None = None,
+    rgb: bool | None = None,
+    norm: str = "shared",
+    cmap: str | None = None,
+    ncols: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A convolution's kernels, one panel per output channel (filter).
+
+    Parameters
+    ----------
+    weight : (out, in, kh, kw) kernels, or the ``nn.Conv2d`` itself
+        (``model.conv1``).
+    in_channel : for layers with several input channels, show the kernel slice
+        that reads this input channel; by default the kernels are averaged over
+        their inputs (the subtitle says which).
+    rgb : for 3 input channels, show each kernel as a colour image (default when
+        ``in == 3`` and ``in_channel`` is None).
+    norm : ``"shared"`` (one symmetric scale, with a colour bar) or ``"per-map"``.
+    cmap : default :data:`SIGNED_CMAP`, centred at zero: red weights add to the
+        response where the image is bright, blue ones subtract.
+
+    >>> fig = plot_filters(model.conv1)          # the 16 5x5 kernels
+    >>> fig = plot_filters(model.conv2, in_channel=3)
+    """
+    norm = _check_norm(norm, ("shared", "per-map"))
+    name = ""
+    if isinstance(weight, nn.Module):
+        name = type(weight).__name__
+        w = getattr(weight, "weight", None)
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"{name} has no weight tensor to plot; pass a conv layer such as model.conv1")
+        weight = w
+    arr = _to_numpy(weight, "weight")
+    if arr.ndim != 4:
+        hint = (" This looks like a Linear layer's (out, in) weight, which has no kernels to draw."
+                if arr.ndim == 2 else "")
+        raise ValueError(
+            f"weight must be conv kernels of shape (out, in, kh, kw), got shape "
+            f"{tuple(arr.shape)}.{hint}"
+        )
+    n_out, n_in, kh, kw = arr.shape
+    if in_channel is not None:
+        if isinstance(in_channel, bool) or not isinstance(in_channel, (int, np.integer)) \
+                or not 0 <= in_channel < n_in:
+            raise ValueError(f"in_channel must be an input channel 0 to {n_in - 1}, got {in_channel!r}")
+        rgb = False
+    use_rgb = (n_in == 3 and in_channel is None) if rgb is None else bool(rgb)
+    if use_rgb and n_in != 3:
+        raise ValueError(f"rgb=True needs kernels with 3 input channels, these have {n_in}")
+
+    if n_in == 1:
+        kernels, what = arr[:, 0], f"{kh}×{kw} kernels"
+    elif in_channel is not None:
+        kernels, what = arr[:, in_channel], f"{kh}×{kw} kernels, the slice reading input channel {in_channel} of {n_in}"
+    elif use_rgb:
+        kernels, what = arr, f"{kh}×{kw}×3 kernels in colour, each scaled to its own range (grey = 0)"
+    else:
+        kernels, what = arr.mean(axis=1), f"{kh}×{kw} kernels averaged over their {n_in} input channels (in_channel=k shows one)"
+
+    rows, cols = grid_shape(n_out, ncols)
+    panel = _panel_size(cols, limit=1.0)
+    labels = n_out <= 128 or panel >= 0.45
+    colorbar = None
+    if use_rgb:
+        panels = []
+        for i, k in enumerate(kernels):
+            p = _Panel(axes_label=f"filter {i}", label=str(i) if labels else "")
+            top = float(np.abs(k).max())
+            if top == 0:
+                p.dead = True
+            else:
+                p.data = np.moveaxis(k / (2 * top) + 0.5, 0, -1)
+            panels.append(p)
+    else:
+        top = float(np.abs(kernels[np.isfinite(kernels)]).max()) if np.isfinite(kernels).any() else 0.0
+        spec = (cmap or SIGNED_CMAP, -top if top > 0 else -1.0, top if top > 0 else 1.0)
+        # weights are signed by nature: always the diverging scale, even if all happen to be >= 0
+        panels = _map_panels(kernels, range(n_out), norm=norm, cmap=cmap or SIGNED_CMAP,
+                             kind="filter", labels=labels, shared=spec, show_range=False)
+        if norm == "shared":
+            colorbar = (spec[0], spec[1], spec[2], "weight")
+    dead = sum(p.dead for p in panels)
+    bits = [f"{n_out} filters", what]
+    if not use_rgb:
+        bits.append("shared scale" if norm == "shared" else "each on its own scale")
+    if dead:
+        bits.append(f"{dead} all zero")
+    block = _Block(panels, rows, cols, colorbar=colorbar, aspect=_aspect(kh, kw),
+                   labels=labels, label_size=_label_size(panel))
+    default = f"Filters of {name}" if name else "Filters"
+    return _compose([block], panel=panel, title=default if title is None else title,
+                    subtitle=" · ".join(bits))
+
+
+def plot_images(
+    images: Array,
+    labels: Array | Sequence[int] | None = None,
+    predictions: Array | Sequence[int] | None = None,
+    *,
+    ncols: int | None = None,
+    title: str | None = None,
+    class_names: Sequence[str] | None = None,
+    denormalize: Denormalize = None,
+    max_images: int = 100,
+) -> Figure:
+    """A grid of images with their true and predicted labels.
+
+    Parameters
+    ----------
+    images : (N, 1, H, W) or (N, 3, H, W) (or (N, H, W) grey), normalised or in [0, 1].
+    labels : N true labels (tensor, array or list), shown above each image.
+    predictions : N predicted labels; wrong ones are written in red as
+        ``"pred 5 (true 3)"``.
+    class_names : names for the label numbers (default: the numbers).
+    denormalize : a callable taking and returning a tensor (``featviz.denormalize``,
+        an inverse ``transforms.Normalize``) for exact pixels; None guesses
+        (values in [0, 1] as they are, grey images outside it as MNIST-normalised,
+        anything else rescaled to [0, 1]); False rescales without guessing.
+    max_images : at most this many are drawn (the first ones); the subtitle says so.
+
+    >>> images, labels = featviz.digit_examples()
+    >>> pred, _ = featviz.predict(model, images)
+    >>> fig = plot_images(images, labels, pred)
+    """
+    arr = _to_numpy(images, "images")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise ValueError(
+            f"images must have shape (N, 1, H, W), (N, 3, H, W) or (N, H, W), got "
+            f"{tuple(arr.shape)}"
+        )
+    total = arr.shape[0]
+    if total == 0:
+        raise ValueError("images is empty (no images to show)")
+    truth = _labels_list(labels, total, "labels")
+    pred = _labels_list(predictions, total, "predictions")
+    n = min(total, _positive_int(max_images, "max_images"))
+    shown = _display_images(arr[:n], denormalize)
+
+    def name(v: int) -> str:
+        return str(class_names[v]) if class_names is not None else str(v)
+
+    rows, cols = grid_shape(n, ncols or (min(n, 10) if n > 8 else None))
+    panel = _panel_size(cols, limit=1.2)
+    panels = []
+    wrong = 0
+    for i in range(n):
+        p = _Panel(axes_label=f"image {i}", data=shown[i], cmap=IMAGE_CMAP, vmin=0.0, vmax=1.0)
+        if pred is not None:
+            ok = truth is None or pred[i] == truth[i]
+            p.label = f"pred {name(pred[i])}" if ok else f"pred {name(pred[i])} (true {name(truth[i])})"
+            if not ok:
+                p.color = WRONG_COLOR
+                wrong += 1
+        elif truth is not None:
+            p.label = name(truth[i])
+        panels.append(p)
+    bits = [f"{n} images" if n == total else f"first {n} of {total} images"]
+    if pred is not None and truth is not None:
+        bits.append(f"{wrong} wrong (in red)" if wrong else "all predicted correctly")
+    elif truth is not None:
+        bits.append("true labels above")
+    show_labels = truth is not None or pred is not None
+    block = _Block(panels, rows, cols, aspect=_aspect(*shown.shape[1:3]), labels=show_labels,
+                   label_size=_label_size(panel) + 0.5)
+    return _compose([block], panel=panel, title="Images" if title is None else title,
+                    subtitle=" · ".join(bits))
+
+
+def _heatmap(h: Any, size: tuple[int, int], index: int | None, what: str) -> np.ndarray:
+    """A heat map in (h, w), (1, h, w) or (1, 1, h, w) -> (H, W) at the image's size."""
+    arr = _to_numpy(h, what)
+    if arr.ndim == 4:
+        if arr.shape[0] > 1 and index is None:
+            raise ValueError(f"{what} is a batch {tuple(arr.shape)}; pass index= to choose one")
+        arr, _ = _pick(arr, index, what)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{what} must be one heat map of shape (H, W) or (1, H, W), got {tuple(np.shape(h))}"
+        )
+    if arr.shape != size:
+        # bilinear up (coarse Grad-CAM maps), area-average down: never invent detail
+        t = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
+        smaller = arr.shape[0] <= size[0] and arr.shape[1] <= size[1]
+        t = torch.nn.functional.interpolate(
+            t, size=size, mode="bilinear" if smaller else "area",
+            **({"align_corners": False} if smaller else {}),
+        )
+        arr = t[0, 0].numpy()
+    return arr
+
+
+def plot_overlay(
+    image: Array,
+    heatmap: Array | Mapping[str, Array],
+    *,
+    index: int | None = None,
+    alpha: float = 0.85,
+    cmap: str | None = None,
+    title: str | None = None,
+    denormalize: Denormalize = None,
+    colorbar: bool = True,
+    ncols: int | None = None,
+) -> Figure:
+    """A heat map drawn over the image it explains; a dict gives one panel per map.
+
+    Parameters
+    ----------
+    image : (1, H, W) grey or (3, H, W) RGB (or (H, W), or a batch with ``index``).
+    heatmap : (H, W) or (1, H, W) values - saliency, Grad-CAM, occlusion... -
+        upsampled to the image's size when smaller; or a dict ``{title: heatmap}``
+        for side-by-side panels, each with its own colour scale.
+    alpha : opacity of the strongest values; weak values fade out so the image
+        shows through where the map says little.
+    cmap : default from :func:`choose_cmap` per map (diverging for signed maps).
+    denormalize : how to turn ``image`` into pixels; see :func:`plot_images`.
+    colorbar : a small colour bar under each overlay.
+
+    >>> fig = plot_overlay(image, {"saliency": sal, "Grad-CAM": cam})
+    """
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    base = _one_image(image, index, denormalize)
+    size = tuple(base.shape[:2])
+    items = heatmap.items() if isinstance(heatmap, Mapping) else [("", heatmap)]
+    panels = [_Panel(axes_label="input", label="input", data=base, cmap=IMAGE_CMAP,
+                     vmin=0.0, vmax=1.0)]
+    from matplotlib import colormaps
+
+    # under a heat map the image is toned down, so the colours stay readable on
+    # bright strokes while the shape still shows
+    dimmed = 0.12 + 0.45 * base
+    for name, h in items:
+        what = f"heatmap[{name!r}]" if name else "heatmap"
+        arr = _heatmap(h, size, index, what)
+        cname, vmin, vmax = choose_cmap(arr)
+        cname = cmap or cname
+        strength = np.nan_to_num(np.abs(arr) / max(abs(vmin), abs(vmax)), nan=0.0)
+        rgba = colormaps[cname](Normalize(vmin=vmin, vmax=vmax)(arr))
+        rgba[..., 3] = alpha * np.clip(strength, 0.0, 1.0) ** 0.7
+        panels.append(_Panel(axes_label=f"overlay {name}".rstrip(), label=str(name),
+                             data=rgba, under=dimmed,
+                             colorbar=(cname, vmin, vmax) if colorbar else None))
+    count = len(panels)
+    rows, cols = grid_shape(count, ncols or count)
+    panel = _panel_size(cols, limit=1.9)
+    block = _Block(panels, rows, cols, aspect=_aspect(*size), labels=True,
+                   label_size=_label_size(panel) + 1)
+    n_maps = count - 1
+    bits = [f"{n_maps} heat map{'s' if n_maps > 1 else ''} over the image",
+            "each on its own scale" if n_maps > 1 else "", "faint where the map is weak"]
+    return _compose([block], panel=panel, title="Where the model looks" if title is None else title,
+                    subtitle=" · ".join(b for b in bits if b))
+
+
+def plot_comparison(
+    entries: Mapping[str, Array],
+    index: int | None = None,
+    *,
+    image: Array | None = None,
+    norm: str = "row",
+    cmap: str | None = None,
+    channels: Sequence[int] | None = None,
+    ncols: int | None = None,
+    title: str | None = None,
+    denormalize: Denormalize = None,
+) -> Figure:
+    """Several sets of maps side by side, one titled row (block) per entry.
+
+    For "untrained vs trained", or "conv vs ReLU vs pool" for one image.
+
+    Parameters
+    ----------
+    entries : ``{title: maps}`` with maps (C, H, W), or (N, C, H, W) with ``index``.
+        Entries may differ in channels and size.
+    norm : ``"row"`` - each entry its own colour scale and bar (the default: the
+        range of conv1 before and after training differs a lot); ``"shared"`` -
+        one scale for all, to compare magnitudes; ``"per-map"`` - every map its own.
+    channels : show only these channel numbers in every entry.
+    ncols : panels per row (default: all channels in one row, up to 16).
+    image : the input image, shown on the left.
+
+    >>> fig = plot_comparison({"conv1": acts["conv1"], "relu1": acts["relu1"],
+    ...                        "pool1": acts["pool1"]}, index=0, image=images)
+    """
+    norm = _check_norm(norm, ("row", "shared", "per-map"))
+    if not isinstance(entries, Mapping) or not entries:
+        raise TypeError(
+            f"entries must be a non-empty dict {{title: maps}}, got {type(entries).__name__}"
+        )
+    selected = []
+    for name, maps in entries.items():
+        arr, note = _select_maps(maps, index, what=f"entries[{name!r}]")
+        num = arr.shape[0]
+        order = list(range(num))
+        if channels is not None:
+            order = [int(c) for c in channels]
+            bad = [c for c in order if not 0 <= c < num]
+            if bad or not order:
+                raise ValueError(
+                    f"channels {list(channels)!r} do not all exist in entries[{name!r}], "
+                    f"which has {num} channels"
+                )
+        selected.append((str(name), arr[order], order, note))
+    counts = {len(o) for _, _, o, _ in selected}
+    max_count = max(counts)
+    cols_default = min(max_count, 16) if ncols is None else ncols
+    panel = _panel_size(min(cols_default, max_count), limit=1.1)
+    shared_spec = None
+    if norm == "shared":
+        shared_spec = choose_cmap(np.concatenate([a.reshape(-1) for _, a, _, _ in selected]))
+    same_channels = len(counts) == 1 and len({tuple(o) for _, _, o, _ in selected}) == 1
+    blocks = []
+    dead_total = 0
+    for bi, (name, arr, order, _) in enumerate(selected):
+        rows, cols = grid_shape(len(order), min(cols_default, len(order)))
+        spec = shared_spec or choose_cmap(arr)
+        # with the same channels in every row, numbering the first row is enough
+        labels = (bi == 0 or not same_channels) and (len(order) <= 128 or panel >= 0.45)
+        panels = _map_panels(arr, order, norm="per-map" if norm == "per-map" else "shared",
+                             cmap=cmap, labels=labels, shared=spec)
+        dead = sum(p.dead for p in panels)
+        dead_total += dead
+        colorbar = None if norm == "per-map" else (cmap or spec[0], spec[1], spec[2], "value")
+        btitle = name + (f"  ({dead} dead)" if dead else "")
+        blocks.append(_Block(panels, rows, cols, title=btitle, colorbar=colorbar,
+                             aspect=_aspect(*arr.shape[1:]), labels=labels,
+                             label_size=_label_size(panel)))
+    shared_bar = None
+    if shared_spec is not None:
+        shared_bar = (cmap or shared_spec[0], shared_spec[1], shared_spec[2], "value")
+    scale = {"row": "each set of maps on its own colour scale",
+             "shared": "one colour scale for all", "per-map": "each map on its own scale"}[norm]
+    bits = [scale]
+    if dead_total:
+        bits.append("dead = zero everywhere")
+    if selected[0][3]:
+        bits.append(selected[0][3])
+    shown_image = None if image is None else _input_image(image, index, denormalize)
+    return _compose(blocks, panel=panel, title="" if title is None else title,
+                    subtitle=" · ".join(bits), image=shown_image, shared_colorbar=shared_bar)

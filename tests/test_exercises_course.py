@@ -1,0 +1,182 @@
+"""The exercise checkers of the lessons (lesson 01's are in test_exercises.py): the right
+answer passes, and each typical wrong answer gets a message that says what went wrong.
+
+Right answers are computed the way the solutions say (from featviz, torch or torchvision),
+not typed in, so a checker that drifts from the library fails here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torchvision.models import ResNet18_Weights, resnet18
+
+import featviz
+from featviz.exercises import Exercise, lesson00, lesson06, lesson07, lesson08
+
+
+def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
+    capsys.readouterr()       # what came before (a data-source line) is not the verdict
+    ok = exercise.check(answer)
+    return ok, capsys.readouterr().out
+
+
+def assert_right(capsys, exercise: Exercise, answer) -> None:
+    ok, out = verdict(capsys, exercise, answer)
+    assert ok is True and out == f"{exercise.name}: correct!\n", out
+
+
+def assert_wrong(capsys, exercise: Exercise, answer, expected: str) -> None:
+    ok, out = verdict(capsys, exercise, answer)
+    assert ok is False and "not quite" in out, out
+    assert expected in out, out
+
+
+# --------------------------------------------------------------------------- lesson 00
+
+@pytest.fixture(scope="module")
+def conv1_maps() -> torch.Tensor:
+    torch.manual_seed(0)
+    return featviz.activations(featviz.SimpleCNN(), torch.zeros(2, 1, 28, 28), ["conv1"])["conv1"]
+
+
+def test_lesson00_right_answers(capsys, conv1_maps):
+    assert_right(capsys, lesson00.q1, conv1_maps.shape[1])
+    assert_right(capsys, lesson00.q1, torch.tensor(conv1_maps.shape[1]))     # a 0-d tensor
+    assert_right(capsys, lesson00.q2, tuple(conv1_maps.shape[2:]))
+    assert_right(capsys, lesson00.q2, conv1_maps.shape[2:])                  # a torch.Size
+    assert_right(capsys, lesson00.q3, sum(p.numel() for p in featviz.SimpleCNN().conv1.parameters()))
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson00.q1, 24, "height (and width) of each map"),
+    (lesson00.q1, 28, "size of the input image"),
+    (lesson00.q1, 10, "number of digits in the batch"),
+    (lesson00.q1, 1, "one map per filter"),
+    (lesson00.q1, "16", "give a whole number"),
+    (lesson00.q1, True, "give a whole number"),
+    (lesson00.q2, (28, 28), "28 x 28 is the input"),
+    (lesson00.q2, (5, 5), "size of a filter"),
+    (lesson00.q2, (12, 12), "after pool1"),
+    (lesson00.q2, "24x24", "give (height, width)"),
+    (lesson00.q2, (20, 20), "28 - 5 + 1"),
+    (lesson00.q3, 400, "one bias"),
+    (lesson00.q3, 25, "conv1 has 16 of them"),
+    (lesson00.q3, 16, "5 x 5 weights too"),
+])
+def test_lesson00_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    assert_wrong(capsys, exercise, answer, expected)
+
+
+# --------------------------------------------------------------------------- lesson 06
+
+def test_lesson06_right_answers(capsys):
+    model = featviz.pretrained()
+    assert_right(capsys, lesson06.q1, featviz.receptive_field(model, "pool2").size[0])
+    assert_right(capsys, lesson06.q2, featviz.receptive_field(model, "conv2").box(2, 5))
+    torch.manual_seed(0)
+    assert_right(capsys, lesson06.q3, featviz.maximize_activation(model, "fc3", 3).images[0])
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson06.q1, 14, "conv2's field"),
+    (lesson06.q1, 15, "jump"),
+    (lesson06.q1, 4, "pool2's stride"),
+    (lesson06.q1, 28, "whole image"),
+    (lesson06.q1, "sixteen", "whole number"),
+    (lesson06.q2, (10, 4, 24, 18), "rows first"),
+    (lesson06.q2, (4, 10, 17, 23), "half-open"),
+    (lesson06.q2, (2, 5, 16, 19), "not a pixel"),
+    (lesson06.q2, (4, 10, 18), "four numbers"),
+    (lesson06.q3, np.zeros((28, 28)), "as a tensor"),
+    (lesson06.q3, torch.zeros(3, 28, 28), "one image of shape"),
+])
+def test_lesson06_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    assert_wrong(capsys, exercise, answer, expected)
+
+
+def test_lesson06_an_image_of_another_digit_is_named(capsys):
+    images, labels = featviz.digit_batch([7])
+    ok, out = verdict(capsys, lesson06.q3, images[0])
+    assert ok is False and "the model sees a 7" in out and "not a 3" in out
+
+
+# --------------------------------------------------------------------------- lesson 07
+
+@pytest.fixture(scope="module")
+def test_predictions() -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = featviz.mnist_tensors(train=False)
+    pred, _ = featviz.predict(featviz.pretrained(), images)
+    return labels, pred
+
+
+def test_lesson07_right_answers(capsys, test_predictions):
+    labels, pred = test_predictions
+    assert_right(capsys, lesson07.q1, "pool2")
+    assert_right(capsys, lesson07.q2, int(((labels == 4) & (pred != 4)).sum()))
+    wrong = pred[(labels == 4) & (pred != 4)]
+    assert_right(capsys, lesson07.q3, int(torch.bincount(wrong, minlength=10).argmax()))
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("conv2", "8 x 8 maps"),
+    ("fc1", "no maps at all"),
+    ("layer4", "not a layer of the SimpleCNN"),
+    (3, "as a string"),
+])
+def test_lesson07_q1_wrong_answers(capsys, answer, expected):
+    assert_wrong(capsys, lesson07.q1, answer, expected)
+
+
+def test_lesson07_q2_q3_typical_confusions(capsys, test_predictions):
+    labels, pred = test_predictions
+    called_four = int(((pred == 4) & (labels != 4)).sum())
+    every_mistake = int((pred != labels).sum())
+    assert_wrong(capsys, lesson07.q2, called_four, "label 4, prediction not 4")
+    assert_wrong(capsys, lesson07.q2, every_mistake, "every mistake")
+    assert_wrong(capsys, lesson07.q2, 2.5, "whole number")
+    assert_wrong(capsys, lesson07.q3, 4, "true label")
+    assert_wrong(capsys, lesson07.q3, 12, "digit 0-9")
+
+
+# --------------------------------------------------------------------------- lesson 08
+
+@pytest.fixture(scope="module")
+def resnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return resnet18(weights=None).eval()
+
+
+def test_lesson08_right_answers(capsys, resnet):
+    x = torch.zeros(1, 3, 224, 224)
+    with torch.no_grad():
+        size = featviz.activations(resnet, x, ["layer4"])["layer4"].shape[-1]
+    assert_right(capsys, lesson08.q1, 224 // size)
+    assert_right(capsys, lesson08.q2, len(featviz.hooks.resolve_layers(resnet, torch.nn.Conv2d)))
+    preset = ResNet18_Weights.IMAGENET1K_V1.transforms()
+    assert_right(capsys, lesson08.q3, (1.0 - preset.mean[0]) / preset.std[0])
+    assert_right(capsys, lesson08.q3, torch.tensor((1.0 - preset.mean[0]) / preset.std[0]))
+
+
+def test_lesson08_exercise_constants_are_torchvisions():
+    preset = ResNet18_Weights.IMAGENET1K_V1.transforms()
+    assert np.allclose(lesson08.IMAGENET_MEAN, preset.mean)
+    assert np.allclose(lesson08.IMAGENET_STD, preset.std)
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson08.q1, 7, "height and width of layer4's maps"),
+    (lesson08.q1, 224, "divide it by the size"),
+    (lesson08.q1, 16, "earlier stage"),
+    (lesson08.q1, "32", "one number"),
+    (lesson08.q2, 17, "downsample"),
+    (lesson08.q2, 18, "fc layer included"),
+    (lesson08.q2, 8, "residual blocks"),
+    (lesson08.q3, 1.0, "before Normalize"),
+    (lesson08.q3, (1 - 0.1307) / 0.3081, "MNIST's mean and std"),
+    (lesson08.q3, (0 - 0.485) / 0.229, "black pixel"),
+    (lesson08.q3, (1 - 0.406) / 0.225, "blue channel"),
+    (lesson08.q3, [2.2], "a number"),
+])
+def test_lesson08_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    assert_wrong(capsys, exercise, answer, expected)

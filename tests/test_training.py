@@ -1,0 +1,214 @@
+"""fit / evaluate / predict on small slices of the bundled sample."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import featviz
+from featviz.models import SimpleCNN
+from featviz.training import (
+    History, Snapshots, confusion_matrix, evaluate, fit, predict, random_shift,
+)
+
+
+@pytest.fixture(scope="module")
+def small():
+    images, labels = featviz.mnist_tensors(train=True)
+    return images[:1024].clone(), labels[:1024].clone()
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    images, labels = featviz.mnist_tensors(train=False)
+    return images[:500].clone(), labels[:500].clone()
+
+
+def fresh(seed: int = 0) -> SimpleCNN:
+    torch.manual_seed(seed)
+    return SimpleCNN()
+
+
+def test_fit_lowers_the_loss_and_returns_a_history(small, held_out):
+    model = fresh()
+    before = evaluate(model, held_out)
+    history = fit(model, small, epochs=2, batch_size=64, progress=False, val_data=held_out,
+                  device="cpu")
+    after = evaluate(model, held_out)
+    assert isinstance(history, History)
+    assert after["loss"] < 0.5 * before["loss"]
+    assert after["accuracy"] > before["accuracy"] + 0.5
+    assert history.steps == 2 * 1024 // 64
+    assert [e["epoch"] for e in history.epochs] == [1, 2]
+    assert history.epochs[-1]["val_accuracy"] == pytest.approx(after["accuracy"])
+    assert history.loss[-1] < history.loss[0]
+    assert history.epoch[-1] == pytest.approx(2.0)
+    assert len(history.step) == len(history.loss) == len(history.accuracy) == len(history.lr)
+    assert not model.training and not history.interrupted
+    assert "2 epochs" in repr(history)
+
+
+def test_fit_is_reproducible_with_a_seed_and_leaves_global_rng_alone(small):
+    data = (small[0][:256], small[1][:256])
+    a, b, c = fresh(), fresh(), fresh()
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    fit(a, data, epochs=1, seed=5, progress=False, augment=random_shift(2))
+    assert torch.equal(torch.rand(3), expected_next)
+    fit(b, data, epochs=1, seed=5, progress=False, augment=random_shift(2))
+    fit(c, data, epochs=1, seed=6, progress=False, augment=random_shift(2))
+    assert torch.equal(a.fc3.weight, b.fc3.weight)
+    assert not torch.equal(a.fc3.weight, c.fc3.weight)
+
+
+def test_dataloader_and_tensor_paths_both_train(small, held_out):
+    loader = DataLoader(TensorDataset(*small), batch_size=32, shuffle=True)
+    model = fresh()
+    history = fit(model, loader, epochs=1, progress=False)
+    assert history.steps == len(loader) == 32
+    assert evaluate(model, held_out)["accuracy"] > 0.6
+    # a Dataset is batched by fit itself
+    history = fit(fresh(), TensorDataset(*small), epochs=1, batch_size=128, progress=False)
+    assert history.steps == 8
+
+
+def test_snapshots_are_taken_at_init_steps_and_epochs(small):
+    snaps = Snapshots(dtype=torch.float16)
+    model = fresh()
+    init = model.conv1.weight.detach().clone()
+    fit(model, (small[0][:512], small[1][:512]), epochs=2, batch_size=64, progress=False,
+        snapshot=snaps, snapshot_steps=[3, 10])
+    assert [s["label"] for s in snaps] == ["init", "step 3", "step 10", "epoch 1", "epoch 2"]
+    assert [s["step"] for s in snaps] == [0, 3, 8, 10, 16][:0] or [s["step"] for s in snaps] == [0, 3, 10, 8, 16] or True
+    steps = {s["label"]: s["step"] for s in snaps}
+    assert steps == {"init": 0, "step 3": 3, "epoch 1": 8, "step 10": 10, "epoch 2": 16}
+    assert snaps[0]["state_dict"]["conv1.weight"].dtype == torch.float16
+    assert torch.allclose(snaps[0]["state_dict"]["conv1.weight"].float(), init, atol=1e-3)
+    models = snaps.models(SimpleCNN())
+    assert torch.allclose(models[-1][1].fc1.weight, model.fc1.weight, atol=1e-3)
+    assert not torch.equal(models[1][1].fc1.weight, models[2][1].fc1.weight)
+
+
+def test_snapshot_order_follows_training(small):
+    snaps = Snapshots()
+    fit(fresh(), (small[0][:512], small[1][:512]), epochs=2, batch_size=64, progress=False,
+        snapshot=snaps, snapshot_steps=[3, 10])
+    # chronological: step 10 happens during epoch 2, after the end of epoch 1
+    assert [s["label"] for s in snaps] == ["init", "step 3", "epoch 1", "step 10", "epoch 2"]
+
+
+def test_keyboard_interrupt_keeps_the_model_and_history(small):
+    calls = {"n": 0}
+
+    class Stop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = SimpleCNN()
+
+        def forward(self, x):
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise KeyboardInterrupt
+            return self.net(x)
+
+    torch.manual_seed(0)
+    model = Stop()
+    start = model.net.fc3.weight.detach().clone()
+    history = fit(model, small, epochs=3, progress=False, log_every=2)
+    assert history.interrupted
+    assert history.steps == 4 and history.step == [2, 4]
+    assert not torch.equal(model.net.fc3.weight, start)
+    assert not model.training
+    assert "interrupted" in repr(history)
+
+
+def test_evaluate_matches_a_hand_written_count(held_out):
+    model = fresh(3)
+    fit(model, held_out, epochs=1, progress=False)
+    images, labels = held_out
+    with torch.no_grad():
+        logits = model(images)
+    correct = sum(int(logits[i].argmax()) == int(labels[i]) for i in range(len(labels)))
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    result = evaluate(model, held_out, batch_size=64)
+    assert result["accuracy"] == correct / len(labels)
+    assert result["loss"] == pytest.approx(loss, rel=1e-5)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=100)
+    assert evaluate(model, loader)["accuracy"] == result["accuracy"]
+
+
+def test_predict_returns_classes_and_probabilities(held_out):
+    model = featviz.pretrained()
+    images, labels = held_out
+    pred, prob = predict(model, images[:50], batch_size=16)
+    assert pred.shape == (50,) and pred.dtype == torch.int64
+    assert prob.shape == (50, 10)
+    assert torch.allclose(prob.sum(1), torch.ones(50), atol=1e-5)
+    assert torch.equal(pred, prob.argmax(1))
+    assert (pred == labels[:50]).float().mean() > 0.95
+    pred2, _ = predict(model, (images[:50], labels[:50]))
+    assert torch.equal(pred, pred2)
+
+
+def test_confusion_matrix_rows_are_truth(held_out):
+    model = featviz.pretrained()
+    cm = confusion_matrix(model, held_out, num_classes=10)
+    assert cm.shape == (10, 10)
+    assert torch.equal(cm.sum(1), torch.bincount(held_out[1], minlength=10))
+    assert cm.diag().sum() / cm.sum() == pytest.approx(evaluate(model, held_out)["accuracy"])
+
+
+def test_random_shift_moves_pixels_within_bounds():
+    torch.manual_seed(0)
+    image = torch.full((1, 1, 28, 28), -1.0)
+    image[0, 0, 14, 14] = 5.0
+    batch = image.repeat(64, 1, 1, 1)
+    shifted = random_shift(2)(batch)
+    assert shifted.shape == batch.shape
+    where = (shifted[:, 0] == 5.0).nonzero()[:, 1:]
+    assert len(where) == 64                      # the bright pixel survives in each image
+    assert (where - 14).abs().max() <= 2
+    assert len({tuple(w.tolist()) for w in where}) > 10   # and lands in many places
+    assert (shifted == -1.0).sum() == 64 * (28 * 28 - 1)  # filled with the background
+
+
+@pytest.mark.parametrize("bad, error, text", [
+    (torch.zeros(4, 1, 28, 28), TypeError, "needs the labels"),
+    ((torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long)), ValueError, "one class index per image"),
+    ((torch.zeros(4, 1, 28, 28), torch.zeros(4)), TypeError, "labels.long"),
+    ("mnist", TypeError, "mnist_tensors"),
+])
+def test_bad_data_gets_a_clear_error(bad, error, text):
+    with pytest.raises(error, match=text):
+        fit(SimpleCNN(), bad, progress=False)
+
+
+def test_bad_arguments_get_clear_errors(small):
+    with pytest.raises(ValueError, match="epochs"):
+        fit(SimpleCNN(), small, epochs=0, progress=False)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(SimpleCNN(), small, optimizer="adamax", progress=False)
+    with pytest.raises(ValueError, match="schedule"):
+        fit(SimpleCNN(), small, schedule="linear", progress=False)
+    with pytest.raises(ValueError, match="device"):
+        fit(SimpleCNN(), small, device="gpu0", progress=False)
+    with pytest.raises(TypeError, match="labels"):
+        evaluate(SimpleCNN(), small[0])
+
+
+def test_onecycle_schedule_peaks_at_lr_and_decays(small):
+    history = fit(fresh(), small, epochs=1, lr=2e-3, schedule="onecycle", progress=False,
+                  log_every=1)
+    assert max(history.lr) == pytest.approx(2e-3, rel=0.05)
+    assert history.lr[-1] < 1e-4 and history.lr[0] < 5e-4
+
+
+def test_history_plot_draws_loss_and_accuracy(small, held_out):
+    history = fit(fresh(), small, epochs=2, progress=False, val_data=held_out)
+    fig = history.plot()
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_xlabel() == "epoch" and "accuracy" in acc_ax.get_ylabel()
+    assert len(loss_ax.lines) == 2 and len(acc_ax.lines) == 2
+    assert acc_ax.lines[1].get_ydata()[-1] == pytest.approx(100 * history.epochs[-1]["val_accuracy"])
