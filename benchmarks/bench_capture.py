@@ -211,7 +211,8 @@ def main() -> None:
           + (f", captum {__import__('captum').__version__}" if LayerActivation is not None else "")
           + f"; {torch.get_num_threads()} thread(s); clock: "
           + ("wall-clock" if args.wall else "CPU time of this process")
-          + f"; device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+          + f"; device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
 
     torch.manual_seed(0)
     images, _ = featviz.mnist_tensors(train=False)

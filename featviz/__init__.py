@@ -48,6 +48,8 @@ _EXPORTS: dict[str, str] = {
     "capture": "hooks",
     "activations": "hooks",
     "layers": "hooks",
+    "batched_activations": "hooks",
+    "resolve_layers": "hooks",
     # plots
     "plot_feature_maps": "plots",
     "plot_filters": "plots",

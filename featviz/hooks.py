@@ -459,7 +459,8 @@ class Activations(Mapping):
         return {k: tuple(self[k].shape) for k in self}
 
     def __repr__(self) -> str:
-        head = f"Activations({len(self)} tensors from {self.passes} forward pass{'es' if self.passes != 1 else ''})"
+        passes = f"{self.passes} forward pass{'es' if self.passes != 1 else ''}"
+        head = f"Activations({len(self)} tensors from {passes})"
         if not self._chunks:
             return head
         width = max(len(k) for k in self)
@@ -879,6 +880,7 @@ class Capture:
         if self._handles:
             raise RuntimeError("this capture is already active; use it in one `with` block at a time")
         # each block starts empty, so one Capture can be built once and used in many blocks
+        self._pending = {}
         self.acts = Activations(self.names)
         self.acts._pending = self._pending
         self._pass = 0

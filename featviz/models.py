@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.fx
 from torch import nn
 
 from ._assets import verified_asset
@@ -51,6 +52,17 @@ class SimpleCNN(nn.Module):
         self.fc3 = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # torch.fx traces with Proxy objects (create_feature_extractor): skip the checks then
+        if not isinstance(x, torch.fx.Proxy):
+            self._check_input(x)
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        x = self.flatten(x)
+        x = self.relu3(self.fc1(x))
+        x = self.relu4(self.fc2(x))
+        return self.fc3(x)
+
+    def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
             raise TypeError(
                 f"SimpleCNN expects a torch.Tensor of shape (N, 1, 28, 28), got "
@@ -67,12 +79,6 @@ class SimpleCNN(nn.Module):
             raise ValueError(
                 f"SimpleCNN expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}.{hint}"
             )
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.pool2(self.relu2(self.conv2(x)))
-        x = self.flatten(x)
-        x = self.relu3(self.fc1(x))
-        x = self.relu4(self.fc2(x))
-        return self.fc3(x)
 
 
 _ARCHITECTURES: dict[str, type[nn.Module]] = {"SimpleCNN": SimpleCNN}

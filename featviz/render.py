@@ -370,8 +370,10 @@ def _frame(layout: _Layout, labels: tuple[int, ...] | None, background: int = BG
 
 @lru_cache(maxsize=32)
 def _hatch(h: int, w: int) -> np.ndarray:
+    """Diagonal hatching of an ``(h, w)`` tile in screen pixels, as palette indices."""
+    period, width = (8, 2) if min(h, w) >= 24 else (4, 1)
     yy, xx = np.mgrid[:h, :w]
-    tile = np.where((yy + xx) % 4 == 0, DEAD_HATCH, DEAD_FACE).astype(np.uint8)
+    tile = np.where((yy + xx) % period < width, DEAD_HATCH, DEAD_FACE).astype(np.uint8)
     tile.setflags(write=False)
     return tile
 
@@ -411,9 +413,7 @@ def grid_indices(
     name, lo, hi = _limits(arr, norm, cmap, vmin, vmax)
     small = _to_indices(arr, lo, hi)
     # dead (all-zero) channels are hatched grey, as in the static figures
-    dead = ~arr.reshape(n, -1).any(axis=1)
-    if dead.any():
-        small[dead] = _hatch(h, w)
+    dead = np.flatnonzero(~arr.reshape(n, -1).any(axis=1))
 
     if channels is None:
         labels = tuple(range(n)) if style.labels else None
@@ -439,6 +439,10 @@ def grid_indices(
     view6[...] = src[:, :, None, :, :, None]
     if not np.shares_memory(view6, canvas):  # pragma: no cover - numpy always views here
         raise RuntimeError("grid assembly lost its view of the canvas")
+    for k in dead:  # hatched in screen pixels, so the lines stay fine at any scale
+        r, c = divmod(int(k), cols)
+        y0, x0 = r * lay.py + lay.ty, c * lay.px + lay.tx
+        canvas[y0:y0 + h * s, x0:x0 + w * s] = _hatch(h * s, w * s)
 
     if highlight is not None:
         if not 0 <= int(highlight) < n:
@@ -538,9 +542,7 @@ def single_rgb(
     h, w = fmap.shape
     s = max(1, size // max(h, w))
     if not fmap.any():  # dead: hatched, as in the grid
-        yy, xx = np.mgrid[:h * s, :w * s]
-        big = np.where(((yy + xx) % 6 == 0)[..., None], _FIXED[DEAD_HATCH], _FIXED[DEAD_FACE])
-        big = big.astype(np.uint8)
+        big = _palette(name)[_hatch(h * s, w * s)]
     else:
         big = _upscale(_colorize(fmap, name, lo, hi), s)
     panels = []

@@ -79,6 +79,14 @@ def _is_tensor_pair(data: Any) -> bool:
     return isinstance(data, (tuple, list)) and any(isinstance(d, torch.Tensor) for d in data)
 
 
+def _is_data(data: Any) -> bool:
+    """Something fit/evaluate can batch: a tensor pair, a DataLoader or a Dataset-like."""
+    if isinstance(data, (torch.Tensor, str, bytes, dict)):
+        return False
+    return (_is_tensor_pair(data) or isinstance(data, (DataLoader, Dataset))
+            or (hasattr(data, "__getitem__") and hasattr(data, "__len__")))
+
+
 def _describe_bad_data(data: Any, who: str) -> TypeError:
     if isinstance(data, torch.Tensor):
         return TypeError(
@@ -142,18 +150,42 @@ def _batches(
         return
     if isinstance(data, DataLoader):
         loader = data
-    elif isinstance(data, Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
+    elif _is_data(data):
         loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
     else:
         raise _describe_bad_data(data, who)
-    for batch in loader:
+    for batch in _collated(loader, who):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise ValueError(
                 f"{who}: each batch should be (images, labels), got a {type(batch).__name__}. "
                 f"Does the dataset return (image, label) pairs?"
             )
         xb, yb = batch[0], batch[1]
+        if not isinstance(xb, torch.Tensor):
+            raise TypeError(
+                f"{who}: the images in each batch should be a tensor, got "
+                f"{type(xb).__name__}. Give the dataset a transform such as "
+                f"featviz.data.default_transform() (ToTensor + Normalize)."
+            )
         yield xb.to(device, non_blocking=True), torch.as_tensor(yb).to(device, non_blocking=True)
+
+
+def _collated(loader: DataLoader, who: str) -> Iterator[Any]:
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except TypeError as exc:
+            if "collate" not in str(exc):
+                raise
+            raise TypeError(
+                f"{who}: the DataLoader cannot stack the dataset's items into a batch ({exc}). "
+                f"Most often the dataset returns PIL images: give it a transform such as "
+                f"featviz.data.default_transform() (ToTensor + Normalize)."
+            ) from exc
+        yield batch
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -475,9 +507,7 @@ def fit(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not isinstance(data, (DataLoader, Dataset)) and not _is_tensor_pair(data) \
-            and not (hasattr(data, "__getitem__") and hasattr(data, "__len__")) \
-            or isinstance(data, torch.Tensor):
+    if not _is_data(data):
         raise _describe_bad_data(data, "fit")
     if _is_tensor_pair(data):
         _check_tensor_pair(data, "fit")
@@ -625,9 +655,7 @@ def evaluate(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"evaluate expects a torch.nn.Module as model, got {type(model).__name__}.")
-    if isinstance(data, torch.Tensor) or not (
-            isinstance(data, (DataLoader, Dataset)) or _is_tensor_pair(data)
-            or (hasattr(data, "__getitem__") and hasattr(data, "__len__"))):
+    if not _is_data(data):
         raise _describe_bad_data(data, "evaluate")
     dev = model_device(model) if device is None else _resolve_device(device)
     model.to(dev).eval()
@@ -671,8 +699,7 @@ def predict(
     model.to(dev).eval()
     if isinstance(x, torch.Tensor):
         chunks = (x[i:i + batch_size].to(dev) for i in range(0, max(len(x), 1), batch_size))
-    elif _is_tensor_pair(x) or isinstance(x, (DataLoader, Dataset)) or (
-            hasattr(x, "__getitem__") and hasattr(x, "__len__")):
+    elif _is_data(x):
         chunks = (xb for xb, _ in _batches(x, batch_size, dev, False, None, "predict"))
     else:
         raise TypeError(

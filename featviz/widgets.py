@@ -32,7 +32,8 @@ from torch import nn
 from . import render
 from .plots import choose_cmap
 
-__all__ = ["Explorer", "explorer", "ExplorerError", "find_kernel_layer", "feature_layers"]
+__all__ = ["Explorer", "explorer", "ExplorerError", "default_images", "find_kernel_layer",
+           "feature_layers"]
 
 DEFAULT_IMAGES_PER_DIGIT = 10
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -44,6 +45,17 @@ class ExplorerError(ValueError):
 
 
 # --------------------------------------------------------------------------- model helpers
+
+def default_images(per_digit: int = DEFAULT_IMAGES_PER_DIGIT) -> tuple[torch.Tensor, torch.Tensor]:
+    """The explorer's default images: ``per_digit`` test images of each digit, the digits
+    in turn (0, 1, ..., 9, 0, 1, ...), so image ``i`` is a digit ``i % 10``.
+
+    Returns ``(images (10 * per_digit, 1, 28, 28), labels (10 * per_digit,))``.
+    """
+    from .data import digit_batch
+
+    return digit_batch([d for _ in range(per_digit) for d in range(10)])
+
 
 def _snapshot_list(snapshots: Any, model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``snapshots`` as ``[(label, model)]``: a list of pairs, of models, or a
@@ -194,9 +206,10 @@ class _Cache:
 # --------------------------------------------------------------------------- explorer
 
 _CSS = """<style>
-.featviz-explorer .featviz-digits .widget-toggle-button { width: 30px; padding: 0; }
+.featviz-explorer .widget-toggle-buttons { flex: 0 0 auto; }
+.featviz-explorer .featviz-digits .widget-toggle-button { padding: 0; }
 .featviz-explorer .featviz-message { color: #b71c1c; }
-.featviz-explorer .featviz-info { font-size: 13px; line-height: 1.5; min-width: 230px; }
+.featviz-explorer .featviz-info { font-size: 13px; line-height: 1.5; min-width: 230px; padding-left: 12px; }
 .featviz-explorer img.featviz-explorer-image { max-width: none; }
 </style>"""
 
@@ -340,11 +353,7 @@ class Explorer(widgets.VBox):
 
     def _images(self, images: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         if images is None:
-            from .data import digit_batch
-
-            # digits in turn (0, 1, ..., 9, 0, 1, ...) so the slider visits every digit early
-            order = [d for _ in range(DEFAULT_IMAGES_PER_DIGIT) for d in range(10)]
-            return digit_batch(order)
+            return default_images()
         if isinstance(images, (tuple, list)) and len(images) == 2 and labels is None \
                 and isinstance(images[0], torch.Tensor):
             images, labels = images
@@ -435,11 +444,13 @@ class Explorer(widgets.VBox):
     # -- widgets ------------------------------------------------------------
     def _build(self) -> None:
         n = len(self.images)
+        desc = {"description_width": "60px"}
+        wide = widgets.Layout(width="360px")
         self.image_slider = widgets.IntSlider(
             value=0, min=0, max=n - 1, description="image", continuous_update=True,
-            layout=widgets.Layout(width="340px"))
+            style=desc, layout=wide)
         self.image_slider.add_class("featviz-image-slider")
-        rows = []
+        top = [self.image_slider]
         if self.labels is not None:
             present = sorted({int(v) for v in self.labels.tolist()})
             self.digit_chooser = widgets.ToggleButtons(
@@ -447,42 +458,39 @@ class Explorer(widgets.VBox):
                 value=int(self.labels[0]), description="label",
                 tooltips=[f"jump to the next image labelled {self._class_name(d)}"
                           for d in present],
-                style={"button_width": "30px"})
+                style={**desc, "button_width": "32px"})
             self.digit_chooser.add_class("featviz-digits")
-            rows.append(widgets.HBox([self.image_slider, self.digit_chooser]))
-        else:
-            rows.append(widgets.HBox([self.image_slider]))
+            top.append(self.digit_chooser)
         options = []
         for k in self.layer_names:
             c, h, w = self._shapes[k]
             options.append((f"{k}  ({c} maps {h}×{w})", k))
         self.layer_dropdown = widgets.Dropdown(options=options, value=self._first_layer,
-                                               description="layer",
-                                               layout=widgets.Layout(width="340px"))
+                                               description="layer", style=desc, layout=wide)
         self.layer_dropdown.add_class("featviz-layer")
         channels = self._shapes[self._first_layer][0]
         self.filter_slider = widgets.IntSlider(
             value=0, min=0, max=channels - 1, description="filter",
-            continuous_update=True, layout=widgets.Layout(width="340px"))
+            continuous_update=True, style=desc, layout=wide)
         self.filter_slider.add_class("featviz-filter-slider")
-        rows.append(widgets.HBox([self.layer_dropdown, self.filter_slider]))
         self.view = widgets.ToggleButtons(
             options=[("all maps", "grid"), ("one map", "single")], value=self._first_view,
-            description="view", style={"button_width": "80px"})
+            description="view", style={**desc, "button_width": "84px"},
+            tooltips=["every map of the layer, the chosen filter framed in green",
+                      "the chosen map large, beside the input and the filter that made it"])
         self.norm = widgets.ToggleButtons(
             options=[("shared", "shared"), ("per map", "per-map")], value=self._first_norm,
-            description="scale", style={"button_width": "70px"},
+            description="scale", style={**desc, "button_width": "84px"},
             tooltips=["one colour scale for the whole layer: maps compare",
                       "each map stretched to its own range: weak patterns show"])
-        row = [self.view, self.norm]
+        rows = [top, [self.layer_dropdown, self.filter_slider], [self.view, self.norm]]
         if len(self.snapshots) > 1:
             self.time_slider = widgets.SelectionSlider(
                 options=[(label, i) for i, (label, _) in enumerate(self.snapshots)],
                 value=len(self.snapshots) - 1, description="training",
-                continuous_update=True, layout=widgets.Layout(width="380px"))
+                continuous_update=True, style=desc, layout=widgets.Layout(width="560px"))
             self.time_slider.add_class("featviz-time-slider")
-            row.append(self.time_slider)
-        rows.append(widgets.HBox(row))
+            rows.append([self.time_slider])
 
         self.image_slider.observe(self._on_image, names="value")
         if self.digit_chooser is not None:
@@ -491,8 +499,12 @@ class Explorer(widgets.VBox):
         for w in (self.filter_slider, self.view, self.norm, self.time_slider):
             if w is not None:
                 w.observe(self._on_change, names="value")
-        self.children = [widgets.HTML(_CSS), *rows, self.message,
-                         widgets.HBox([self.image, self.info])]
+        self.children = [
+            widgets.HTML(_CSS),
+            *[widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap")) for row in rows],
+            self.message,
+            widgets.HBox([self.image, self.info], layout=widgets.Layout(align_items="flex-start")),
+        ]
 
     def _fail(self, text: str) -> None:
         self.message.value = (

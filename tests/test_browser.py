@@ -210,6 +210,38 @@ def _start_session(base: str, path: str) -> None:
         assert r.status in (200, 201), f"could not start a kernel: HTTP {r.status}"
 
 
+def _sessions(base: str, path: str) -> list[dict]:
+    with urllib.request.urlopen(f"{base}/api/sessions", timeout=10) as r:
+        return [x for x in json.load(r) if x.get("path") == path]
+
+
+def _wait_until(check, timeout: float, page) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        _accept_dialog(page)
+        page.wait_for_timeout(250)
+    return False
+
+
+def _wait_connected(base: str, path: str, page, timeout: float) -> None:
+    """Until one session of ``path`` has a kernel the page is connected to, for a second."""
+    def connected() -> bool:
+        found = _sessions(base, path)
+        return len(found) == 1 and found[0]["kernel"].get("connections", 0) >= 1 \
+            and found[0]["kernel"].get("execution_state") == "idle"
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _wait_until(connected, deadline - time.monotonic(), page):
+            page.wait_for_timeout(1000)
+            if connected():
+                return
+    raise AssertionError(f"the page did not connect to a kernel for {path} within {timeout:.0f} s: "
+                         f"sessions {_sessions(base, path)}")
+
+
 def _accept_dialog(page) -> None:
     """Accept a dialog in the way (such as "Select Kernel"), if one is open."""
     dialog = page.locator(".jp-Dialog .jp-mod-accept")
@@ -256,15 +288,22 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path, capsys, record_property
             _start_session(base, f"notebooks/{NOTEBOOK}")
             page.goto(f"{base}/lab/tree/notebooks/{NOTEBOOK}", timeout=90_000)
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
-            # the kernel must be up before "Run All", or JupyterLab asks which kernel to use
+            # the page must be connected to its kernel before "Run All": while it is still
+            # settling its session it may replace the kernel and drop queued cells
             page.wait_for_selector(".jp-NotebookPanel-toolbar [data-status='idle']",
                                    timeout=90_000)
-            _accept_dialog(page)
+            _wait_connected(base, f"notebooks/{NOTEBOOK}", page, 60)
 
-            page.click("li.lm-MenuBar-item:has-text('Run')")
-            page.click('li.lm-Menu-item[data-command="runmenu:run-all"]')
-            page.wait_for_timeout(500)
-            _accept_dialog(page)
+            def run_all() -> None:
+                page.click("li.lm-MenuBar-item:has-text('Run')")
+                page.click('li.lm-Menu-item[data-command="runmenu:run-all"]')
+
+            run_all()
+            started = page.locator(".jp-CodeCell .jp-InputPrompt").filter(has_text="[")
+            if not _wait_until(lambda: any(
+                    t.strip() not in ("[ ]:", "") for t in started.all_inner_texts()), 20, page):
+                _wait_connected(base, f"notebooks/{NOTEBOOK}", page, 30)
+                run_all()  # the first request was lost while the page settled
 
             img = _wait_for_explorer(page, RUN_ALL_S)
             widget = page.locator(".featviz-explorer").first
@@ -292,10 +331,11 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path, capsys, record_property
             # the layer dropdown: the image changes again, and so does the slider's range
             select = page.locator(".featviz-layer select").first
             current = select.input_value()
+            # an ipywidgets <option> carries the label ("conv2  (32 maps 8×8)") as its value
             options = [o for o in select.locator("option").evaluate_all(
                 "els => els.map(e => e.value)") if o != current]
             assert options, "the layer dropdown offers only one layer"
-            target = "conv2" if "conv2" in options else options[-1]
+            target = next((o for o in options if o.startswith("conv2")), options[-1])
             page.evaluate(_WATCH)
             t0 = time.monotonic()
             select.select_option(target)

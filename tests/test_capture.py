@@ -627,6 +627,10 @@ def test_batched_activations_equal_one_big_pass():
     dataset = torch.utils.data.TensorDataset(images, labels)
     streamed = [a["conv2"] for _, _, a in batched_activations(model, dataset, "conv2", batch_size=3)]
     torch.testing.assert_close(torch.cat(streamed), whole["conv2"])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=6)
+    from_loader = list(batched_activations(model, loader, "conv2"))
+    assert [len(b) for b, _, _ in from_loader] == [6, 4]  # the loader's own batch size
+    torch.testing.assert_close(torch.cat([a["conv2"] for _, _, a in from_loader]), whole["conv2"])
     only_images = [a["conv2"] for _, y, a in batched_activations(model, images, "conv2", batch_size=5)]
     torch.testing.assert_close(torch.cat(only_images), whole["conv2"])
     assert torch.is_grad_enabled()  # the generator does not leak no_grad to the caller

@@ -12,7 +12,7 @@ import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
 import featviz
-from featviz.exercises import Exercise, lesson00, lesson06, lesson07, lesson08
+from featviz.exercises import Exercise, lesson00, lesson04, lesson06, lesson07, lesson08
 
 
 def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
@@ -65,6 +65,51 @@ def test_lesson00_right_answers(capsys, conv1_maps):
     (lesson00.q3, 16, "5 x 5 weights too"),
 ])
 def test_lesson00_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    assert_wrong(capsys, exercise, answer, expected)
+
+
+# --------------------------------------------------------------------------- lesson 04
+
+@pytest.fixture(scope="module")
+def stroke_preference() -> torch.Tensor:
+    """Per conv1 channel of the pretrained model: mean relu1 on horizontal minus vertical bars."""
+    model = featviz.pretrained()
+    horizontal, vertical = lesson04.stroke_images()
+    h = featviz.activations(model, horizontal, ["relu1"])["relu1"].mean(dim=(0, 2, 3))
+    v = featviz.activations(model, vertical, ["relu1"])["relu1"].mean(dim=(0, 2, 3))
+    return h - v
+
+
+def test_lesson04_right_answers(capsys, stroke_preference):
+    assert_right(capsys, lesson04.q1, int(stroke_preference.argmax()))
+    pool1 = featviz.activations(featviz.SimpleCNN(), torch.zeros(1, 1, 28, 28), ["pool1"])["pool1"]
+    assert_right(capsys, lesson04.q2, tuple(pool1.shape[1:]))
+    net = featviz.SimpleCNN()
+    with torch.no_grad():
+        big = net.conv2(net.pool1(net.relu1(net.conv1(torch.zeros(1, 1, 56, 56)))))
+    assert_right(capsys, lesson04.q3, int(big.shape[-1]))
+    images, _ = featviz.digit_examples()
+    relu2 = featviz.activations(featviz.pretrained(), images, ["relu2"])["relu2"][3]
+    assert_right(capsys, lesson04.q4, int((relu2.flatten(1).amax(dim=1) == 0).sum()))
+
+
+def test_lesson04_q1_a_vertical_channel_is_called_vertical(capsys, stroke_preference):
+    assert_wrong(capsys, lesson04.q1, int(stroke_preference.argmin()), "VERTICAL")
+    assert_wrong(capsys, lesson04.q1, 99, "is not one of them")
+    assert_wrong(capsys, lesson04.q1, "3", "give one channel number")
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson04.q2, (1, 16, 12, 12), "batch dimension"),
+    (lesson04.q2, (16, 24, 24), "conv1's size"),
+    (lesson04.q2, (32, 12, 12), "number of maps is wrong"),
+    (lesson04.q2, torch.zeros(16, 12, 12), "not a tensor"),
+    (lesson04.q3, 8, "twice as large"),
+    (lesson04.q3, 16, "fixed 4 pixels"),
+    (lesson04.q3, (22, 22), "give one number"),
+    (lesson04.q4, 2.0, "whole number"),
+])
+def test_lesson04_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
 
 

@@ -510,8 +510,8 @@ def test_maps_of_a_randomized_model_differ_from_the_trained_ones(trained, digits
         control = mean_rank_corr(ours, method(trained, noisy, labels))
         floor = mean_rank_corr(ours, method(trained, x[other_digit], labels[other_digit]))
         randomized_corr = mean_rank_corr(ours, method(rand, x, labels))
-        assert control > 0.8, name  # the measure is stable for the trained model...
-        assert randomized_corr < control - 0.3, name  # ...the random model's maps are not
+        assert control > 0.7, name  # the measure is stable for the trained model...
+        assert randomized_corr < control - 0.25, name  # ...the random model's maps are not
         assert randomized_corr < floor + 0.05, name  # no closer than another digit's map
     assert randomized_corr < 0.3  # Grad-CAM: no floor to speak of
 

@@ -522,12 +522,9 @@ def test_lesson04_stroke_images_are_bars():
     assert torch.equal(vertical, horizontal.transpose(-1, -2))
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def pretrained_model():
-    try:
-        return featviz.pretrained()
-    except FileNotFoundError as exc:  # only while the shipped weights are being rebuilt
-        pytest.skip(f"pretrained weights not available: {exc}")
+    return featviz.pretrained()
 
 
 def test_lesson04_horizontal_stroke_answer_comes_from_the_model(pretrained_model, capsys):

@@ -80,8 +80,6 @@ def test_snapshots_are_taken_at_init_steps_and_epochs(small):
     init = model.conv1.weight.detach().clone()
     fit(model, (small[0][:512], small[1][:512]), epochs=2, batch_size=64, progress=False,
         snapshot=snaps, snapshot_steps=[3, 10])
-    assert [s["label"] for s in snaps] == ["init", "step 3", "step 10", "epoch 1", "epoch 2"]
-    assert [s["step"] for s in snaps] == [0, 3, 8, 10, 16][:0] or [s["step"] for s in snaps] == [0, 3, 10, 8, 16] or True
     steps = {s["label"]: s["step"] for s in snaps}
     assert steps == {"init": 0, "step 3": 3, "epoch 1": 8, "step 10": 10, "epoch 2": 16}
     assert snaps[0]["state_dict"]["conv1.weight"].dtype == torch.float16
@@ -202,7 +200,7 @@ def test_onecycle_schedule_peaks_at_lr_and_decays(small):
     history = fit(fresh(), small, epochs=1, lr=2e-3, schedule="onecycle", progress=False,
                   log_every=1)
     assert max(history.lr) == pytest.approx(2e-3, rel=0.05)
-    assert history.lr[-1] < 1e-4 and history.lr[0] < 5e-4
+    assert history.lr[-1] < 1e-4 and history.lr[0] < 0.5 * max(history.lr)
 
 
 def test_history_plot_draws_loss_and_accuracy(small, held_out):
@@ -212,3 +210,10 @@ def test_history_plot_draws_loss_and_accuracy(small, held_out):
     assert loss_ax.get_xlabel() == "epoch" and "accuracy" in acc_ax.get_ylabel()
     assert len(loss_ax.lines) == 2 and len(acc_ax.lines) == 2
     assert acc_ax.lines[1].get_ydata()[-1] == pytest.approx(100 * history.epochs[-1]["val_accuracy"])
+
+
+def test_dataset_without_transform_says_to_add_one():
+    from featviz.data import BundledMNIST
+
+    with pytest.raises(TypeError, match="transform"):
+        evaluate(SimpleCNN(), BundledMNIST(train=False, transform=None))

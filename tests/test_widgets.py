@@ -444,3 +444,46 @@ def test_a_failing_snapshot_shows_a_message_when_chosen(model, digits):
     assert ex.image.value == shown
     ex.time_slider.value = 1
     assert ex.message.value == ""
+
+
+# --------------------------------------------------------------------------- lesson 05
+
+
+def test_lesson05_checkers_follow_the_model(capsys):
+    from featviz.exercises import lesson05 as ex
+
+    model = featviz.pretrained()
+    images, labels = featviz.widgets.default_images()
+    assert labels[:10].tolist() == list(range(10))
+
+    # q1: the accepted filters are those whose response to 1s is a sliver of the rest
+    x, y = featviz.mnist_tensors(train=False)
+    means = featviz.activations(model, x[:ex.SAMPLE], ["relu2"])["relu2"].mean(dim=(2, 3))
+    ones, others = means[y[:ex.SAMPLE] == 1].mean(0), means[y[:ex.SAMPLE] != 1].mean(0)
+    accepted = ex.ignoring_one()
+    assert accepted, "the trained model should have filters that ignore 1s"
+    assert all(ones[c] < 0.1 * others[c] for c in accepted)
+    seeing = int((ones / others.clamp_min(1e-12)).argmax())
+    assert ex.q1.check(accepted[0]) and not ex.q1.check(seeing) and not ex.q1.check(32)
+
+    # q2: the strongest relu2 filter of image 0
+    strongest = int(featviz.activations(model, images[:1], ["relu2"])["relu2"][0]
+                    .mean(dim=(1, 2)).argmax())
+    assert ex.q2.check(strongest) and not ex.q2.check((strongest + 1) % 32)
+
+    # q3: a label of the time slider; "init" gets nothing right
+    right = ex.first_all_right()
+    snaps = featviz.pretrained_snapshots()
+    k = [label for label, _ in snaps].index(right)
+    with torch.no_grad():
+        assert all((m(images[:10]).argmax(1) == labels[:10]).all() for _, m in snaps[k:])
+        assert not (snaps[k - 1][1](images[:10]).argmax(1) == labels[:10]).all()
+    assert ex.q3.check(right) and ex.q3.check(right.upper()) and ex.q3.check(k)
+    assert not ex.q3.check("init") and not ex.q3.check("epoch 99")
+
+    # q4: hatched maps of the 1
+    dead = int((featviz.activations(model, images[1:2], ["relu2"])["relu2"][0]
+                .flatten(1).amax(1) == 0).sum())
+    assert ex.q4.check(dead) and not ex.q4.check(dead + 1)
+    out = capsys.readouterr().out
+    assert "correct!" in out and "not quite" in out
