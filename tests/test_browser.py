@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -210,6 +211,12 @@ def _start_session(base: str, path: str) -> None:
         assert r.status in (200, 201), f"could not start a kernel: HTTP {r.status}"
 
 
+def _run_complete(page) -> bool:
+    """Every code cell has run: each prompt shows a number, none shows [*]."""
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
+
+
 def _sessions(base: str, path: str) -> list[dict]:
     with urllib.request.urlopen(f"{base}/api/sessions", timeout=10) as r:
         return [x for x in json.load(r) if x.get("path") == path]
@@ -306,6 +313,9 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path, capsys, record_property
                 run_all()  # the first request was lost while the page settled
 
             img = _wait_for_explorer(page, RUN_ALL_S)
+            # later cells drive the explorer too: let them finish before touching it
+            if not _wait_until(lambda: _run_complete(page), RUN_ALL_S, page):
+                raise AssertionError(f"Run All did not finish within {RUN_ALL_S} s")
             widget = page.locator(".featviz-explorer").first
             widget.scroll_into_view_if_needed()
             first_src = img.get_attribute("src")
@@ -316,9 +326,13 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path, capsys, record_property
             start_value = readout.inner_text().strip()
             delays, srcs = [], [first_src]
             for _ in range(5):
+                # step towards the side with room (the notebook may leave it at the end)
+                now = float(handle.get_attribute("aria-valuenow") or 0)
+                top = float(handle.get_attribute("aria-valuemax") or 0)
+                key = "ArrowRight" if now < top else "ArrowLeft"
                 page.evaluate(_WATCH)
                 handle.focus()
-                page.keyboard.press("ArrowRight")
+                page.keyboard.press(key)
                 page.wait_for_function("() => window.__featviz.load !== null", timeout=STEP_S * 1000)
                 w = page.evaluate("() => window.__featviz")
                 delays.append(w["load"] - w["key"])
@@ -335,7 +349,7 @@ def test_explorer_in_jupyterlab(chromium, lab, tmp_path, capsys, record_property
             options = [o for o in select.locator("option").evaluate_all(
                 "els => els.map(e => e.value)") if o != current]
             assert options, "the layer dropdown offers only one layer"
-            target = next((o for o in options if o.startswith("conv2")), options[-1])
+            target = next((o for o in options if o.startswith(("conv2", "conv1"))), options[-1])
             page.evaluate(_WATCH)
             t0 = time.monotonic()
             select.select_option(target)

@@ -16,9 +16,15 @@ def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
     return ok, capsys.readouterr().out
 
 
+def test_verdict_is_truthy_and_silent_in_a_notebook(capsys):
+    right, wrong = lesson01.q1.check(784), lesson01.q1.check(785)
+    assert right and not wrong and right == True and wrong == False  # noqa: E712
+    assert hasattr(right, "_ipython_display_") and right._ipython_display_() is None
+
+
 def test_unanswered_is_a_gentle_prompt_not_an_error(capsys):
     ok, out = verdict(capsys, lesson01.q1, ...)
-    assert ok is False and "not answered yet" in out and "hint()" in out
+    assert not ok and "not answered yet" in out and "hint()" in out
 
 
 def test_lesson01_right_answers_pass(capsys):
@@ -40,7 +46,7 @@ def test_lesson01_right_answers_pass(capsys):
 ])
 def test_lesson01_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     ok, out = verdict(capsys, exercise, answer)
-    assert ok is False and "not quite" in out and expected in out
+    assert not ok and "not quite" in out and expected in out
 
 
 def test_second_wrong_attempt_points_to_the_hint(capsys):
@@ -54,7 +60,7 @@ def test_a_checker_that_trips_is_still_feedback(capsys):
         raise KeyError("x")
     q = Exercise("qx", "Give a dict.", broken, "h", "s")
     ok, out = verdict(capsys, q, {"a": 1})
-    assert ok is False and "could not check" in out and "Give a dict." in out
+    assert not ok and "could not check" in out and "Give a dict." in out
 
 
 def test_every_lesson_exercise_has_hint_and_solution(capsys):

@@ -23,12 +23,12 @@ def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
 
 def assert_right(capsys, exercise: Exercise, answer) -> None:
     ok, out = verdict(capsys, exercise, answer)
-    assert ok is True and out == f"{exercise.name}: correct!\n", out
+    assert ok and out == f"{exercise.name}: correct!\n", out
 
 
 def assert_wrong(capsys, exercise: Exercise, answer, expected: str) -> None:
     ok, out = verdict(capsys, exercise, answer)
-    assert ok is False and "not quite" in out, out
+    assert not ok and "not quite" in out, out
     assert expected in out, out
 
 
@@ -143,7 +143,7 @@ def test_lesson06_wrong_answers_explain_themselves(capsys, exercise, answer, exp
 def test_lesson06_an_image_of_another_digit_is_named(capsys):
     images, labels = featviz.digit_batch([7])
     ok, out = verdict(capsys, lesson06.q3, images[0])
-    assert ok is False and "the model sees a 7" in out and "not a 3" in out
+    assert not ok and "the model sees a 7" in out and "not a 3" in out
 
 
 # --------------------------------------------------------------------------- lesson 07

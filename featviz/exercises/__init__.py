@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Exercise", "Wrong", "NOT_ANSWERED"]
+__all__ = ["Exercise", "Verdict", "Wrong", "NOT_ANSWERED"]
 
 NOT_ANSWERED = Ellipsis
 
@@ -24,12 +24,41 @@ class Wrong(Exception):
     """Raised by a checker with the message the learner should read."""
 
 
+class Verdict:
+    """What :meth:`Exercise.check` returns: true when the answer is right.
+
+    It shows nothing in a notebook (the printed message is the feedback), so a
+    cell ending in ``q1.check(answer)`` does not also print ``False``.
+    """
+
+    __slots__ = ("ok",)
+
+    def __init__(self, ok: bool) -> None:
+        self.ok = bool(ok)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other: object) -> bool:
+        return self.ok == bool(other) if isinstance(other, (bool, Verdict)) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.ok)
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.ok})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 @dataclass
 class Exercise:
     """One question: a checker, a hint and a solution.
 
-    ``check`` returns True or False (so a notebook can assert on it) and prints
-    a short verdict; it never raises for a wrong answer.
+    ``check`` prints a short verdict and returns a :class:`Verdict`, true when
+    the answer is right (so a test can assert on it); it never raises for a
+    wrong answer.
     """
 
     name: str
@@ -39,24 +68,24 @@ class Exercise:
     solution_text: str
     attempts: int = field(default=0, init=False)
 
-    def check(self, answer: Any = NOT_ANSWERED) -> bool:
+    def check(self, answer: Any = NOT_ANSWERED) -> Verdict:
         if answer is NOT_ANSWERED or answer is None:
             print(f"{self.name}: not answered yet. Replace the ... with your answer and run "
                   f"the cell again. ({self.name}.hint() gives a hint.)")
-            return False
+            return Verdict(False)
         self.attempts += 1
         try:
             self.checker(answer)
         except Wrong as exc:
             extra = "" if self.attempts < 2 else f" Stuck? Try {self.name}.hint()."
             print(f"{self.name}: not quite. {exc}{extra}")
-            return False
+            return Verdict(False)
         except Exception as exc:  # a checker tripping over an odd answer is still feedback
             print(f"{self.name}: could not check this answer ({type(exc).__name__}: {exc}). "
                   f"{self.prompt}")
-            return False
+            return Verdict(False)
         print(f"{self.name}: correct!")
-        return True
+        return Verdict(True)
 
     def hint(self) -> None:
         print(f"{self.name} hint: {self.hint_text}")
