@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
-import os
 import statistics
 import sys
 import time

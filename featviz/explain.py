@@ -400,7 +400,8 @@ class TopActivations:
         over positions), descending.
     indices : ``(k,)`` each image's position in the scan order (the dataset index
         for tensors, datasets and unshuffled loaders).
-    images : ``(k, C, H, W)`` the images; ``labels`` ``(k,)`` their labels, or None.
+    images : ``(k, C, H, W)`` the images, on the CPU; ``labels`` ``(k,)`` their labels,
+        or None.
     positions : ``(k, 2)`` the ``(row, col)`` of the strongest unit in the layer's
         maps; None for layers without spatial maps.
     boxes : ``(k, 4)`` ``(top, left, bottom, right)`` of that unit's receptive
@@ -679,7 +680,9 @@ def maximize_activation(
         pixel range [0, 1], normalised, for one-channel inputs and no clamp for
         others; None never clamps.
     input_size : ``(C, H, W)``, default the model's ``input_shape``.
-    seed : the noise and the jitter are drawn from this seed: same seed, same image.
+    seed : the noise and the jitter are drawn from this seed: same seed, same image
+        (on one device; gradient ascent magnifies rounding, so a CPU and a GPU run
+        reach different images of the same kind).
 
     Returns
     -------

@@ -47,6 +47,7 @@ import fnmatch
 import html
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Union
@@ -480,7 +481,9 @@ class Gradients(Mapping):
     """
 
     def __init__(self, acts: Activations) -> None:
-        self._acts = acts
+        # a weak reference: a strong one would make a cycle with acts.grads, and the
+        # captured tensors of every batch would wait for the cycle collector
+        self._acts_ref = weakref.ref(acts)
         self._slots: dict[str, dict[int, Tensor]] = {}
         self._watched: dict[str, int] = {}
 
@@ -501,6 +504,13 @@ class Gradients(Mapping):
             slots[0] = merged
             self._watched[key] = 1
         return next(iter(slots.values()))
+
+    @property
+    def _acts(self) -> Activations:
+        acts = self._acts_ref()
+        if acts is None:
+            raise ReferenceError("these gradients belong to activations that no longer exist")
+        return acts
 
     def __iter__(self) -> Iterator[str]:
         return iter([k for k in self._acts if self._slots.get(k)])

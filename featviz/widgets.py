@@ -206,11 +206,12 @@ class _Cache:
 # --------------------------------------------------------------------------- explorer
 
 _CSS = """<style>
-.featviz-explorer .widget-toggle-buttons { flex: 0 0 auto; }
+.featviz-explorer .widget-toggle-buttons { display: flex; flex: 0 0 auto; align-items: baseline; }
+.featviz-explorer .widget-toggle-buttons > .widget-label {
+  flex: 0 0 60px; text-align: right; margin-right: 8px; overflow: visible; }
 .featviz-explorer .featviz-digits .widget-toggle-button { padding: 0; }
 .featviz-explorer .featviz-message { color: #b71c1c; }
 .featviz-explorer .featviz-info { font-size: 13px; line-height: 1.5; min-width: 230px; padding-left: 12px; }
-.featviz-explorer img.featviz-explorer-image { max-width: none; }
 </style>"""
 
 
@@ -270,6 +271,7 @@ class Explorer(widgets.VBox):
         self.norm: widgets.ToggleButtons | None = None
         self.time_slider: widgets.SelectionSlider | None = None
         self.ok = False
+        self.problem = ""  # what is wrong, in plain text, when the explorer cannot start
         self.last_render_s = 0.0
         self._suspend = False
         self._classes = list(classes) if classes is not None else None
@@ -387,7 +389,11 @@ class Explorer(widgets.VBox):
         from .hooks import activations
 
         x = self.images[index:index + 1]
+        # looking must not change the model: eval mode (no dropout, no batch-norm
+        # statistics updated) for the pass, the caller's modes restored after
+        modes = {m: m.training for m in model.modules()}
         try:
+            model.eval()
             with _few_threads(x):
                 return activations(model, x, self._spec)
         except (TypeError, ValueError, RuntimeError) as exc:
@@ -395,6 +401,9 @@ class Explorer(widgets.VBox):
                 f"{who} could not run on image {index} (shape "
                 f"{tuple(self.images[index].shape)}): {exc}"
             ) from None
+        finally:
+            for m, training in modes.items():
+                m.training = training
 
     def _entry(self, index: int, snap: int) -> _Entry:
         key = (index, snap)
@@ -507,6 +516,7 @@ class Explorer(widgets.VBox):
         ]
 
     def _fail(self, text: str) -> None:
+        self.problem = text
         self.message.value = (
             "<b>The explorer cannot start:</b> " + html.escape(text))
         self.children = [widgets.HTML(_CSS), self.message]
@@ -651,7 +661,7 @@ class Explorer(widgets.VBox):
         from IPython.display import Image
 
         if not self.ok:
-            raise ExplorerError(self.message.value)
+            raise ExplorerError(self.problem)
         png = self.render_png()
         if caption:
             png = render.encode_png(render.add_caption(render.decode_png(png), self.caption()))

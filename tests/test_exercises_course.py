@@ -12,7 +12,7 @@ import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
 import featviz
-from featviz.exercises import Exercise, lesson00, lesson04, lesson06, lesson07, lesson08
+from featviz.exercises import Exercise, lesson00, lesson04, lesson05, lesson06, lesson07, lesson08
 
 
 def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
@@ -111,6 +111,61 @@ def test_lesson04_q1_a_vertical_channel_is_called_vertical(capsys, stroke_prefer
 ])
 def test_lesson04_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
+
+
+# --------------------------------------------------------------------------- lesson 05
+
+@pytest.fixture(scope="module")
+def explorer_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """The explorer's images: one test image of each digit, in turn (image i is a digit i % 10)."""
+    return featviz.digit_batch([d for _ in range(2) for d in range(10)])
+
+
+@pytest.fixture(scope="module")
+def relu2_ones_vs_others() -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = featviz.mnist_tensors(train=False)
+    images, labels = images[:lesson05.SAMPLE], labels[:lesson05.SAMPLE]
+    means = featviz.activations(featviz.pretrained(), images, ["relu2"])["relu2"].mean(dim=(2, 3))
+    return means[labels == 1].mean(0), means[labels != 1].mean(0)
+
+
+def test_lesson05_right_answers(capsys, explorer_images, relu2_ones_vs_others):
+    model = featviz.pretrained()
+    images, labels = explorer_images
+    ones, others = relu2_ones_vs_others
+    ignoring = [c for c in range(len(ones)) if others[c] > 0 and ones[c] < 0.1 * others[c]]
+    assert ignoring, "the pretrained model should have relu2 filters that ignore 1s"
+    for c in ignoring:
+        assert_right(capsys, lesson05.q1, c)
+    relu2 = featviz.activations(model, images[:1], ["relu2"])["relu2"][0]
+    assert_right(capsys, lesson05.q2, int(relu2.mean(dim=(1, 2)).argmax()))
+    right = [all(featviz.predict(m, images[:10])[0] == labels[:10])
+             for _, m in featviz.pretrained_snapshots()]
+    names = [label for label, _ in featviz.pretrained_snapshots()]
+    first = next(i for i in range(len(right)) if all(right[i:]))
+    assert_right(capsys, lesson05.q3, names[first])
+    assert_right(capsys, lesson05.q3, first)                   # the slider position counts too
+    dead = featviz.activations(model, images[1:2], ["relu2"])["relu2"][0]
+    assert_right(capsys, lesson05.q4, int((dead.flatten(1).amax(1) == 0).sum()))
+
+
+def test_lesson05_wrong_answers_explain_themselves(capsys, explorer_images, relu2_ones_vs_others):
+    ones, others = relu2_ones_vs_others
+    fond_of_ones = int(torch.where(others > 0, ones / others.clamp_min(1e-9), 0).argmax())
+    assert_wrong(capsys, lesson05.q1, fond_of_ones, "still answers 1s")
+    assert_wrong(capsys, lesson05.q1, 99, "numbered 0 to")
+    assert_wrong(capsys, lesson05.q1, "2", "give a filter number")
+    images, _ = explorer_images
+    relu2 = featviz.activations(featviz.pretrained(), images[:1], ["relu2"])["relu2"][0]
+    ranking = relu2.mean(dim=(1, 2)).argsort(descending=True).tolist()
+    assert_wrong(capsys, lesson05.q2, ranking[1], "close:")
+    assert_wrong(capsys, lesson05.q2, ranking[-1], f"only number {len(ranking)}")
+    assert_wrong(capsys, lesson05.q3, "step 7", "is not a snapshot")
+    assert_wrong(capsys, lesson05.q3, "init", "still gets at least one")
+    assert_wrong(capsys, lesson05.q3, 2.5, "give the snapshot's label")
+    dead = lesson05.dead_maps(1)
+    assert_wrong(capsys, lesson05.q4, dead + 1, "there are fewer")
+    assert_wrong(capsys, lesson05.q4, "3", "give a count")
 
 
 # --------------------------------------------------------------------------- lesson 06

@@ -487,3 +487,47 @@ def test_lesson05_checkers_follow_the_model(capsys):
     assert ex.q4.check(dead) and not ex.q4.check(dead + 1)
     out = capsys.readouterr().out
     assert "correct!" in out and "not quite" in out
+
+
+def test_exploring_leaves_a_training_model_as_it_was(digits):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 26 * 26, 10))
+    model.train()
+    stats = model[1].running_mean.clone()
+    ex = featviz.explorer(model, *digits, snapshots=None)
+    assert ex.ok and [v for _, v in ex.layer_dropdown.options] == ["0", "1", "2"]
+    ex.image_slider.value = 5
+    assert model.training and model[1].training
+    assert torch.equal(model[1].running_mean, stats), "batch-norm statistics were updated"
+    # shown in eval mode: what capture gives for the model in eval mode
+    model.eval()
+    expected = _expected_grid(model, digits[0], 5, "0", 0)
+    np.testing.assert_array_equal(_shown(ex), expected)
+
+
+def test_default_snapshots_are_the_shipped_history_of_the_shipped_model(digits):
+    shipped = featviz.pretrained_snapshots()
+    ex = featviz.explorer(featviz.pretrained(), *digits)
+    assert ex.time_slider is not None
+    assert [label for label, _ in ex.time_slider.options] == [label for label, _ in shipped]
+    assert ex.time_slider.value == len(shipped) - 1
+    ex.time_slider.value = 0  # "init": random weights give other maps
+    np.testing.assert_array_equal(_shown(ex), _expected_grid(shipped[0][1], digits[0], 0, "conv1", 0))
+
+
+def test_a_snapshots_record_from_fit_drives_the_time_slider(digits):
+    from featviz.training import SnapshotInfo, Snapshots
+
+    torch.manual_seed(3)
+    model = featviz.SimpleCNN().eval()
+    record = Snapshots()
+    record(model, SnapshotInfo("init", 0, 0.0))
+    with torch.no_grad():
+        model.conv1.weight.mul_(-1)  # a visible change, as training would make
+    record(model, SnapshotInfo("epoch 1", 100, 1.0))
+    ex = featviz.explorer(model, *digits, snapshots=record)
+    assert [label for label, _ in ex.time_slider.options] == ["init", "epoch 1"]
+    last = ex.image.value
+    ex.time_slider.value = 0
+    assert ex.image.value != last
