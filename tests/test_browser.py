@@ -125,10 +125,10 @@ def chromium() -> str:
 
 @pytest.fixture
 def lab(tmp_path, chromium):
-    """A JupyterLab server on a copy of notebooks/; yields its base URL."""
+    """A JupyterLab server on a copy of notebooks/; yields (base URL, served root, log file)."""
     root = tmp_path / "root"
     shutil.copytree(REPO / "notebooks", root / "notebooks")
-    for sub in ("config", "data", "runtime", "settings", "workspaces"):
+    for sub in ("config", "runtime", "settings", "workspaces"):
         (tmp_path / sub).mkdir()
     env = dict(os.environ)
     env.update({
