@@ -58,11 +58,19 @@ class DataSource:
 
     def describe(self) -> str:
         if self.kind == "full":
-            return f"full MNIST (60,000 training / 10,000 test images) from {self.root}"
+            return f"full MNIST (60,000 training / 10,000 test images) from {_pretty(self.root)}"
         return (
             "the bundled MNIST sample (10,000 training / 10,000 test images)"
             + (f": {self.reason}" if self.reason else "")
         )
+
+
+def _pretty(path: Path) -> str:
+    """A path as a person would type it: the home folder as ``~``."""
+    try:
+        return "~/" + Path(path).resolve().relative_to(Path.home().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 _resolved: dict[tuple[str, bool], DataSource] = {}
@@ -155,22 +163,22 @@ def data_source(root: str | os.PathLike | None = None, download: bool = True) ->
     if has_full_mnist(root):
         source = DataSource("full", root)
     elif not download:
-        source = DataSource("sample", root, f"no full MNIST under {root}")
+        source = DataSource("sample", root, f"no full MNIST under {_pretty(root)}")
     elif _offline():
-        source = DataSource("sample", root, f"no full MNIST under {root} and FEATVIZ_OFFLINE is set")
+        source = DataSource("sample", root, f"no full MNIST under {_pretty(root)} and FEATVIZ_OFFLINE is set")
     else:
         why = _download(root, DOWNLOAD_TIMEOUT_S)
         if why is None:
             source = DataSource("full", root)
-            _say(source, f"featviz: downloaded MNIST to {root / 'MNIST' / 'raw'}.")
+            _say(source, f"featviz: downloaded MNIST to {_pretty(root / 'MNIST' / 'raw')}.")
         else:
-            source = DataSource("sample", root, f"no full MNIST under {root} and {why}")
+            source = DataSource("sample", root, f"no full MNIST under {_pretty(root)} and {why}")
     if source.is_sample:
         _say(
             source,
             f"featviz: using {source.describe()}. For the full 70,000 images, run "
             f"featviz.load_mnist() with internet access, or put the four MNIST raw files in "
-            f"{root / 'MNIST' / 'raw'} (or point FEATVIZ_DATA_ROOT at a folder that has them).",
+            f"{_pretty(root / 'MNIST' / 'raw')} (or point FEATVIZ_DATA_ROOT at a folder that has them).",
         )
     _resolved[key] = source
     return source

@@ -346,7 +346,7 @@ class Snapshots:
     def __call__(self, model: nn.Module, info: SnapshotInfo) -> None:
         state = {}
         for k, v in model.state_dict().items():
-            v = v.detach().to("cpu", copy=True)
+            v = v.detach().to("cpu").clone(memory_format=torch.contiguous_format)
             if self.dtype is not None and v.is_floating_point():
                 v = v.to(self.dtype)
             state[k] = v
@@ -466,6 +466,7 @@ def fit(
     snapshot_steps: Iterable[int] = (),
     log_every: int = 10,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    channels_last: bool | None = None,
 ) -> History:
     """Train ``model`` on ``data`` for ``epochs`` passes; return a :class:`History`.
 
@@ -490,6 +491,11 @@ def fit(
         :func:`random_shift`.
     val_data : evaluated after every epoch (recorded in ``history.epochs``).
     log_every : log the running loss/accuracy every this many steps.
+    channels_last : train in the channels-last memory layout, which oneDNN's CPU
+        convolutions and pooling run faster in (about 15% for SimpleCNN). ``None``
+        (default) uses it on the CPU for models with 2-d convolutions, and falls back
+        by itself if the model's ``forward`` cannot take it (``x.view`` after a
+        convolution). The model is returned in the ordinary layout either way.
 
     Interrupting (Ctrl-C, or the stop button in Jupyter) ends training early; the
     model keeps the weights it has reached and the history is returned with
@@ -516,6 +522,11 @@ def fit(
     dev = _resolve_device(device)
 
     model.to(dev)
+    use_cl = channels_last
+    if use_cl is None:
+        use_cl = dev.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if use_cl:
+        model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(model, optimizer, float(lr), weight_decay)
     per_epoch = _num_batches(data, batch_size)
     sched = _make_schedule(schedule, opt, float(lr), per_epoch * epochs if per_epoch else None)
@@ -556,7 +567,19 @@ def fit(
                         _batches(data, batch_size, dev, True, generator, "fit")):
                     if augment is not None:
                         xb = augment(xb)
-                    logits = model(xb)
+                    if use_cl and xb.dim() == 4:
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    try:
+                        logits = model(xb)
+                    except RuntimeError as exc:
+                        # a forward that calls x.view() on a convolution's output
+                        # cannot take channels-last tensors: go back, once, and retry
+                        if not (use_cl and step == 0 and "view" in str(exc)):
+                            raise
+                        use_cl = False
+                        model.to(memory_format=torch.contiguous_format)
+                        xb = xb.contiguous()
+                        logits = model(xb)
                     loss = loss_fn(logits, yb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -631,6 +654,8 @@ def fit(
         finally:
             if bar is not None:
                 bar.close()
+            if use_cl:
+                model.to(memory_format=torch.contiguous_format)
             model.eval()
             history.seconds = time.perf_counter() - start
     return history

@@ -3,8 +3,9 @@
     python scripts/render_notebooks.py                      # all of notebooks/
     python scripts/render_notebooks.py notebooks/04_feature_maps.ipynb
 
-Uses the full MNIST when it can find it (FEATVIZ_DATA_ROOT, else
-../shared/data beside the checkout), otherwise the bundled sample.
+Uses the full MNIST when it can find it (in FEATVIZ_DATA_ROOT or the default
+cache folder, which is linked to ../shared/data beside the checkout when that
+holds a copy), otherwise the bundled sample.
 """
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from featviz.data import data_root, data_source, has_full_mnist  # noqa: E402
+
+FULL = ROOT.parent / "shared" / "data"  # a full MNIST beside the checkout, where there is one
+
+
+def link_full_mnist() -> None:
+    """Make the default data folder show the full MNIST, so the notebooks use it
+    the way a learner's would (and print the learner's path, not this machine's)."""
+    if "FEATVIZ_DATA_ROOT" in os.environ or has_full_mnist(data_root()) or not has_full_mnist(FULL):
+        return
+    raw = data_root() / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for src in (FULL / "MNIST" / "raw").iterdir():
+        if not (raw / src.name).exists():
+            (raw / src.name).symlink_to(src.resolve())
 
 
 def main() -> int:
@@ -27,11 +44,9 @@ def main() -> int:
     args = ap.parse_args()
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-    full = ROOT.parent / "shared" / "data"
-    if "FEATVIZ_DATA_ROOT" not in os.environ and (full / "MNIST" / "raw").is_dir():
-        os.environ["FEATVIZ_DATA_ROOT"] = str(full)
+    link_full_mnist()
     os.environ.setdefault("FEATVIZ_OFFLINE", "1")
-    print(f"data root: {os.environ.get('FEATVIZ_DATA_ROOT', '(default cache)')}")
+    print(f"data: {data_source().describe()}")
 
     failed = 0
     for path in paths:

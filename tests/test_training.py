@@ -217,3 +217,25 @@ def test_dataset_without_transform_says_to_add_one():
 
     with pytest.raises(TypeError, match="transform"):
         evaluate(SimpleCNN(), BundledMNIST(train=False, transform=None))
+
+
+def test_models_that_view_conv_outputs_still_train_and_come_back_contiguous(small):
+    class ViewNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 5)
+            self.fc = nn.Linear(4 * 24 * 24, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            return self.fc(x.view(x.size(0), -1))  # fails on channels-last tensors
+
+    torch.manual_seed(0)
+    net = ViewNet()
+    history = fit(net, (small[0][:256], small[1][:256]), epochs=2, progress=False, device="cpu")
+    assert history.steps == 8 and history.loss[-1] < history.loss[0]
+    assert net.conv.weight.is_contiguous()
+    model = fresh()
+    fit(model, (small[0][:128], small[1][:128]), epochs=1, progress=False, device="cpu")
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert model(small[0][:2]).shape == (2, 10)
