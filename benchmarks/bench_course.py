@@ -17,6 +17,11 @@ Per notebook it reports
   including torch and matplotlib, and needs no code in the notebook. Where
   there is no ``/proc`` (macOS), the kernel is asked for
   ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` instead, the same number.
+  Resident memory counts the pages of the shared libraries a process has
+  touched: a CUDA build of torch adds several hundred MB of them at ``import
+  torch`` that a CPU-only build (Binder's) does not have. So the table also
+  gives the kernel's private (anonymous) memory after the last cell, ``RssAnon``:
+  the tensors, arrays and figures the lesson itself holds.
 
 For scale, the same process first measures the floor every notebook pays: a
 fresh kernel that only imports torch, matplotlib and featviz (median of three).
@@ -56,24 +61,36 @@ class Run:
     run_s: float
     peak_mb: float | None
     error: str = ""
+    anon_mb: float | None = None
 
     @property
     def total_s(self) -> float:
         return self.start_s + self.run_s
 
 
+def _kernel_pid(client: NotebookClient) -> int | None:
+    provisioner = getattr(client.km, "provisioner", None)
+    return getattr(provisioner, "pid", None) or getattr(getattr(provisioner, "process", None), "pid", None)
+
+
+def _proc_status_mb(pid: int | None, field: str) -> float | None:
+    """A memory field of /proc/<pid>/status (VmHWM, RssAnon...), in MB (10^6 bytes)."""
+    if not pid:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024 / 1e6   # the value is in kB
+    except OSError:
+        pass
+    return None
+
+
 def _peak_rss_mb(client: NotebookClient) -> float | None:
     """Peak resident memory of the kernel process, in MB (10^6 bytes)."""
-    pid = getattr(getattr(client.km, "provisioner", None), "pid", None)
-    process = getattr(getattr(client.km, "provisioner", None), "process", None)
-    pid = pid or getattr(process, "pid", None)
-    if pid:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e6   # the value is in kB
-        except OSError:
-            pass
+    peak = _proc_status_mb(_kernel_pid(client), "VmHWM")
+    if peak is not None:
+        return peak
     # no /proc: ask the kernel itself (ru_maxrss is in KiB on Linux, bytes on macOS)
     expr = ("__import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss"
             " * (1 if __import__('sys').platform == 'darwin' else 1024)")
@@ -94,7 +111,7 @@ def run_notebook(nb: nbformat.NotebookNode, name: str, cwd: Path, timeout: int) 
     start = time.perf_counter()
     error = ""
     run_s = 0.0
-    peak = None
+    peak = anon = None
     with client.setup_kernel():
         client.wait_for_reply(client.kc.kernel_info())
         started = time.perf_counter()
@@ -112,7 +129,8 @@ def run_notebook(nb: nbformat.NotebookNode, name: str, cwd: Path, timeout: int) 
         run_s = time.perf_counter() - started
         if "died" not in error:
             peak = _peak_rss_mb(client)
-    return Run(name, len(code_cells), started - start, run_s, peak, error)
+            anon = _proc_status_mb(_kernel_pid(client), "RssAnon")
+    return Run(name, len(code_cells), started - start, run_s, peak, error, anon)
 
 
 def floor(cwd: Path, repeats: int = 3) -> Run:
@@ -125,7 +143,9 @@ def floor(cwd: Path, repeats: int = 3) -> Run:
                statistics.median(r.run_s for r in runs),
                statistics.median(r.peak_mb for r in runs if r.peak_mb is not None)
                if any(r.peak_mb is not None for r in runs) else None,
-               next((r.error for r in runs if r.error), ""))
+               next((r.error for r in runs if r.error), ""),
+               statistics.median(r.anon_mb for r in runs if r.anon_mb is not None)
+               if any(r.anon_mb is not None for r in runs) else None)
 
 
 def _mb(value: float | None) -> str:
@@ -166,10 +186,12 @@ def main() -> int:
                 break
         failed = next((r for r in runs if r.error), None)
         peaks = [r.peak_mb for r in runs if r.peak_mb is not None]
+        anons = [r.anon_mb for r in runs if r.anon_mb is not None]
         result = failed or Run(path.name, runs[0].cells,
                                statistics.median(r.start_s for r in runs),
                                statistics.median(r.run_s for r in runs),
-                               max(peaks) if peaks else None)
+                               max(peaks) if peaks else None, "",
+                               max(anons) if anons else None)
         results.append(result)
         print(f"  {result.notebook}: {result.total_s:.1f} s"
               + (f"  FAILED: {result.error}" if result.error else ""), flush=True)
@@ -177,14 +199,15 @@ def main() -> int:
     data_root.cleanup()
 
     width = max(len(r.notebook) for r in [base, *results])
-    head = f"{'notebook':<{width}}  cells  start s  cells s  total s  peak MB  x floor  status"
+    head = (f"{'notebook':<{width}}  cells  start s  cells s  total s  peak MB  private MB"
+            f"  x floor  status")
     print("\n" + head + "\n" + "-" * len(head))
     for r in [base, *results]:
         ratio = f"{r.total_s / base.total_s:7.1f}" if base.total_s > 0 else "      ?"
         status = "FAILED: " + r.error if r.error else (
             "over 1.5 GB" if r.peak_mb is not None and r.peak_mb > KERNEL_TARGET_MB else "ok")
         print(f"{r.notebook:<{width}}  {r.cells:5d}  {r.start_s:7.1f}  {r.run_s:7.1f}  "
-              f"{r.total_s:7.1f}  {_mb(r.peak_mb)}  {ratio}  {status}")
+              f"{r.total_s:7.1f}  {_mb(r.peak_mb)}    {_mb(r.anon_mb)}  {ratio}  {status}")
     course_s = sum(r.total_s for r in results)
     peak = max((r.peak_mb for r in results if r.peak_mb is not None), default=None)
     print("-" * len(head))

@@ -299,8 +299,19 @@ def _older(version: str, minimum: str) -> bool:
     return parts(version) < parts(minimum)
 
 
+def _p(path: str | os.PathLike) -> str:
+    """A path as a person would type it: the home folder as ``~``."""
+    text = str(path)
+    if " " in text:     # a quoted ~ would not expand: keep such paths whole
+        return text
+    try:
+        return "~/" + Path(path).relative_to(Path.home()).as_posix()
+    except (ValueError, RuntimeError):
+        return text
+
+
 def _pip(*packages: str, python: str | os.PathLike | None = None) -> str:
-    exe = str(python) if python else "python"
+    exe = _p(python) if python else "python"
     if exe != "python" and " " in exe:
         exe = shlex.quote(exe)
     return f"`{exe} -m pip install {' '.join(packages)}`"
@@ -314,7 +325,7 @@ def _python_version() -> tuple[int, int, int]:
 
 def _check_python() -> Check:
     v = _python_version()
-    detail = f"{'.'.join(map(str, v))} ({sys.executable})"
+    detail = f"{'.'.join(map(str, v))} ({_p(sys.executable)})"
     if v < (3, 10):
         return Check("python", FAIL, detail,
                      "featviz needs Python 3.10 or newer: create the environment with a newer "
@@ -326,7 +337,7 @@ def _check_featviz() -> Check:
     from . import __version__
 
     where = Path(__file__).resolve().parent
-    return Check("featviz", OK, f"{__version__} ({where})")
+    return Check("featviz", OK, f"{__version__} ({_p(where)})")
 
 
 def _check_package(dist: str, why: str) -> Check:
@@ -352,7 +363,7 @@ def _check_jupyterlab() -> Check:
     if version is None:
         if server is not None and server.prefix is not None and not _same_env(server.prefix):
             return Check("jupyterlab", OK,
-                         f"not in this kernel's environment; the Jupyter server runs from {server.prefix}")
+                         f"not in this kernel's environment; the Jupyter server runs from {_p(server.prefix)}")
         return Check("jupyterlab", WARN, "not installed in this environment",
                      f"to open the course: {_pip('jupyterlab', python=sys.executable)} "
                      "(or run `./course lab`, which sets everything up).")
@@ -391,21 +402,21 @@ def _check_widgets() -> Check:
         # frontend must be in the server's (or in a shared user/system folder)
         shared = [p for p in _labextension_paths() if not _is_under(p, Path(sys.prefix))]
         found = _manager_in([server.prefix / "share" / "jupyter" / "labextensions", *shared])
-        where = f"the Jupyter server runs from {server.prefix}, this kernel from {sys.prefix}"
+        where = f"the Jupyter server runs from {_p(server.prefix)}, this kernel from {_p(sys.prefix)}"
         if found is None:
             return Check(name, FAIL,
                          f"ipywidgets {ipyw} is here, but {where}, and the widget frontend "
                          f"(jupyterlab_widgets) is not installed there: {symptom}.",
                          f"install the frontend where the server runs: "
                          f"{_pip('jupyterlab_widgets', python=server.python)}, then restart JupyterLab "
-                         f"(or start JupyterLab from this environment: `{Path(sys.executable).parent / 'jupyter'} lab`).")
+                         f"(or start JupyterLab from this environment: `{_p(Path(sys.executable).parent / 'jupyter')} lab`).")
         return Check(name, OK, f"ipywidgets {ipyw} in this kernel; the widget frontend is installed "
-                     f"where the server runs ({found}); {where}.")
+                     f"where the server runs ({_p(found)}); {where}.")
 
     if not here_ok or manager is None:
         missing = "jupyterlab_widgets is not installed" if not here_ok else \
             "the JupyterLab extension @jupyter-widgets/jupyterlab-manager is not in any of " \
-            + ", ".join(str(p) for p in _labextension_paths())
+            + ", ".join(_p(p) for p in _labextension_paths())
         return Check(name, FAIL, f"ipywidgets {ipyw}, but {missing}: {symptom}.",
                      f"{_pip('jupyterlab_widgets', python=sys.executable)} in the environment that "
                      "runs JupyterLab, then restart JupyterLab (a browser reload is not enough).")
@@ -420,7 +431,7 @@ def _check_widgets() -> Check:
     else:
         context = "the Jupyter server that started this kernel runs from this environment too"
     return Check(name, OK, f"ipywidgets {ipyw}, jupyterlab_widgets {frontend}, extension at "
-                 f"{manager}; {context}.")
+                 f"{_p(manager)}; {context}.")
 
 
 def _is_under(path: Path, root: Path) -> bool:
@@ -499,15 +510,15 @@ def _check_data() -> Check:
         why = source.reason or "the download did not work"
         how = "run `featviz.load_mnist()` again with internet access"
     else:
-        why = f"no full MNIST under {source.root} yet; the first `featviz.load_mnist()` tries to " \
+        why = f"no full MNIST under {_p(source.root)} yet; the first `featviz.load_mnist()` tries to " \
               f"download it (20 s at most)"
         how = "run `featviz.load_mnist()` with internet access"
     return Check(
         "data", WARN,
         f"the bundled MNIST sample (10,000 training / 10,000 test images): {why}. "
         "Every lesson works with it; training and accuracies use fewer images",
-        f"for the full 70,000 images, {how} (about 12 MB, once, into {raw}), or copy the four "
-        f"MNIST raw files into {raw}, or point FEATVIZ_DATA_ROOT at a folder that holds MNIST/raw.",
+        f"for the full 70,000 images, {how} (about 12 MB, once, into {_p(raw)}), or copy the four "
+        f"MNIST raw files into {_p(raw)}, or point FEATVIZ_DATA_ROOT at a folder that holds MNIST/raw.",
     )
 
 
@@ -522,7 +533,7 @@ def _check_checkpoints() -> Check:
         model = models.pretrained()
     except (OSError, ValueError, KeyError) as exc:
         return Check("checkpoints", FAIL, f"the pretrained SimpleCNN cannot be used: {exc}",
-                     f"restore the files in {ASSETS}: `git checkout -- featviz/assets` in the course "
+                     f"restore the files in {_p(ASSETS)}: `git checkout -- featviz/assets` in the course "
                      "folder (or a fresh clone), or reinstall featviz (`pip install -e .` there).")
     acc = (getattr(model, "featviz_meta", {}) or {}).get("test_accuracy")
     acc_text = f", test accuracy {acc:.2%}" if isinstance(acc, (int, float)) else ""

@@ -20,6 +20,7 @@ path is several times quicker than a ``DataLoader`` with ``ToTensor``.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -209,11 +210,50 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
         ) from exc
 
 
-def _progress_bar(total: int | None, desc: str, enabled: bool, leave: bool = True):
+def _progress_bar(total: int | None, desc: str, enabled: bool):
+    """A tqdm bar: a widget in Jupyter, text in a terminal, nothing when disabled."""
     from tqdm.auto import tqdm  # imported here: tqdm.auto looks for ipywidgets
 
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=leave, unit="batch",
-                dynamic_ncols=True)
+    kwargs = dict(total=total, desc=desc, disable=not enabled, leave=True, unit="batch",
+                  dynamic_ncols=True)
+    if enabled:
+        try:
+            from tqdm.notebook import tqdm_notebook
+        except ImportError:
+            tqdm_notebook = None
+        if tqdm_notebook is not None and issubclass(tqdm, tqdm_notebook):
+            return _notebook_bar_class(tqdm)(**kwargs)
+    return tqdm(**kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _notebook_bar_class(base: type) -> type:
+    """tqdm's notebook bar, redisplayed when it closes.
+
+    A notebook saved after running keeps, next to the widget, a text version of
+    each output for readers without widgets (GitHub, nbviewer). tqdm's widget
+    writes that text once, at 0%; showing the bar again when it closes makes
+    the saved text the final state (100%, loss and accuracy).
+    """
+
+    class NotebookBar(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["display"] = False
+            super().__init__(*args, **kwargs)
+            self._featviz_handle = None
+            if not self.disable:
+                from IPython.display import display
+
+                self._featviz_handle = display(self.container, display_id=True)
+                self.displayed = True
+
+        def close(self) -> None:
+            super().close()
+            handle, self._featviz_handle = getattr(self, "_featviz_handle", None), None
+            if handle is not None:
+                handle.update(self.container)
+
+    return NotebookBar
 
 
 # --------------------------------------------------------------------------- history

@@ -9,10 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 from torchvision.models import ResNet18_Weights, resnet18
 
 import featviz
-from featviz.exercises import Exercise, lesson00, lesson04, lesson05, lesson06, lesson07, lesson08
+from featviz.exercises import (Exercise, lesson00, lesson02, lesson03, lesson04, lesson05, lesson06,
+                               lesson07, lesson08)
 
 
 def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
@@ -65,6 +67,64 @@ def test_lesson00_right_answers(capsys, conv1_maps):
     (lesson00.q3, 16, "5 x 5 weights too"),
 ])
 def test_lesson00_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    assert_wrong(capsys, exercise, answer, expected)
+
+
+# --------------------------------------------------------------------------- lesson 02
+
+def test_lesson02_right_answers(capsys):
+    with torch.no_grad():
+        width = torch.nn.Conv2d(1, 16, 3)(torch.zeros(1, 1, 28, 28)).shape[-1]
+        net = featviz.SimpleCNN()
+        x = torch.zeros(1, 1, 32, 32)
+        flat = net.pool2(net.relu2(net.conv2(net.pool1(net.relu1(net.conv1(x)))))).numel()
+    assert_right(capsys, lesson02.q1, width)
+    assert_right(capsys, lesson02.q2, sum(p.numel() for p in featviz.SimpleCNN().conv2.parameters()))
+    assert_right(capsys, lesson02.q3, flat)
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson02.q1, 24, "5 x 5 kernel"),
+    (lesson02.q1, 13, "after pooling"),
+    (lesson02.q1, 26.0, "whole number"),
+    (lesson02.q2, 32 * 16 * 5 * 5, "bias too"),
+    (lesson02.q2, 32 * 5 * 5 + 32, "all 16 channels"),
+    (lesson02.q3, 32 * 4 * 4, "28 x 28 images"),
+    (lesson02.q3, 32 * 10 * 10, "second pooling"),
+    (lesson02.q3, "800", "whole number"),
+])
+def test_lesson02_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
+    assert_wrong(capsys, exercise, answer, expected)
+
+
+# --------------------------------------------------------------------------- lesson 03
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def test_lesson03_right_answers(capsys):
+    steps = len(DataLoader(TensorDataset(torch.zeros(60_000, 1)), batch_size=64))
+    assert_right(capsys, lesson03.q1, steps)
+    assert_right(capsys, lesson03.q2, "optimizer.zero_grad()")
+    assert_right(capsys, lesson03.q2, "zero_grad")
+    assert_right(capsys, lesson03.q3, _accuracy)
+    assert_right(capsys, lesson03.q3, lambda z, y: (z.argmax(1) == y).float().mean())   # a tensor
+
+
+@pytest.mark.parametrize("exercise, answer, expected", [
+    (lesson03.q1, 60_000 // 64, "last, smaller batch"),
+    (lesson03.q1, 60_000 / 64, "whole number of batches"),
+    (lesson03.q1, "938", "give a number"),
+    (lesson03.q2, "optimizer.step()", "applies the gradients"),
+    (lesson03.q2, "loss.backward()", "adds to"),
+    (lesson03.q2, 3, "as a string"),
+    (lesson03.q3, lambda z, y: 100 * _accuracy(z, y), "percentage"),
+    (lesson03.q3, lambda z, y: (z.argmin(1) == y).float().mean().item(), "expected"),
+    (lesson03.q3, lambda z, y: "high", "should return a number"),
+    (lesson03.q3, 0.9, "give a function"),
+])
+def test_lesson03_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
 
 

@@ -134,3 +134,42 @@ def test_tampered_asset_fails_its_sha256(tmp_path, monkeypatch):
             featviz.pretrained()
     finally:
         _assets._verified.cache_clear()
+
+
+# --------------------------------------------------------------------------- lesson 02 exercises
+
+def _verdict(capsys, exercise, answer):
+    capsys.readouterr()
+    ok = exercise.check(answer)
+    return ok, capsys.readouterr().out
+
+
+def test_lesson02_right_answers_are_what_pytorch_says(capsys):
+    from featviz.exercises import lesson02
+
+    model = SimpleCNN()
+    narrow = nn.Conv2d(1, 16, kernel_size=3)(torch.zeros(1, 1, 28, 28))
+    assert _verdict(capsys, lesson02.q1, narrow.shape[-1]) == (True, "q1: correct!\n")
+    conv2 = sum(p.numel() for p in model.conv2.parameters())
+    assert _verdict(capsys, lesson02.q2, conv2) == (True, "q2: correct!\n")
+    assert _verdict(capsys, lesson02.q2, torch.tensor(conv2))[0]
+    x = torch.zeros(1, 1, 32, 32)
+    flat = model.pool2(model.conv2(model.pool1(model.conv1(x)))).flatten(1).shape[1]
+    assert _verdict(capsys, lesson02.q3, flat) == (True, "q3: correct!\n")
+
+
+@pytest.mark.parametrize("name, answer, expected", [
+    ("q1", 24, "5 x 5 kernel"),
+    ("q1", 13, "after pooling"),
+    ("q1", "26", "whole number"),
+    ("q2", 32 * 16 * 25, "bias"),
+    ("q2", 32 * 25 + 32, "all 16 channels"),
+    ("q3", 512, "28 x 28"),
+    ("q3", 3200, "pool2 halves"),
+    ("q3", 1, "Follow the width"),
+])
+def test_lesson02_wrong_answers_explain_themselves(capsys, name, answer, expected):
+    from featviz.exercises import lesson02
+
+    ok, out = _verdict(capsys, getattr(lesson02, name), answer)
+    assert not ok and "not quite" in out and expected in out, out

@@ -239,3 +239,46 @@ def test_models_that_view_conv_outputs_still_train_and_come_back_contiguous(smal
     fit(model, (small[0][:128], small[1][:128]), epochs=1, progress=False, device="cpu")
     assert all(p.is_contiguous() for p in model.parameters())
     assert model(small[0][:2]).shape == (2, 10)
+
+
+# --------------------------------------------------------------------------- lesson 03 exercises
+
+def _verdict(capsys, exercise, answer):
+    capsys.readouterr()
+    ok = exercise.check(answer)
+    return ok, capsys.readouterr().out
+
+
+def test_lesson03_right_answers(capsys):
+    import math
+
+    from featviz.exercises import lesson03
+
+    loader = DataLoader(TensorDataset(torch.zeros(60_000, 1)), batch_size=64)
+    assert _verdict(capsys, lesson03.q1, len(loader)) == (True, "q1: correct!\n")
+    assert math.ceil(60_000 / 64) == len(loader)
+    assert _verdict(capsys, lesson03.q2, "optimizer.zero_grad()")[0]
+    assert _verdict(capsys, lesson03.q2, "zero_grad")[0]
+
+    def accuracy(logits, labels):
+        return (logits.argmax(dim=1) == labels).float().mean().item()
+
+    assert _verdict(capsys, lesson03.q3, accuracy) == (True, "q3: correct!\n")
+
+
+@pytest.mark.parametrize("name, answer, expected", [
+    ("q1", 937, "last, smaller batch"),
+    ("q1", 60_000 / 64, "whole number of batches"),
+    ("q1", 60_000, "one step per batch"),
+    ("q2", "optimizer.step()", "applies the gradients"),
+    ("q2", "loss.backward", "adds to"),
+    ("q2", 3, "as a string"),
+    ("q3", lambda logits, labels: 100 * (logits.argmax(1) == labels).float().mean().item(), "percentage"),
+    ("q3", lambda logits, labels: (logits.argmax(0)[:1] == labels[:1]).float().mean().item(), "expected"),
+    ("q3", 0.9, "give a function"),
+])
+def test_lesson03_wrong_answers_explain_themselves(capsys, name, answer, expected):
+    from featviz.exercises import lesson03
+
+    ok, out = _verdict(capsys, getattr(lesson03, name), answer)
+    assert not ok and "not quite" in out and expected in out, out
