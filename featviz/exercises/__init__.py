@@ -12,10 +12,11 @@ raises :class:`Wrong` with a friendly message when it is not.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Exercise", "Verdict", "Wrong", "NOT_ANSWERED"]
+__all__ = ["Exercise", "Verdict", "Wrong", "NOT_ANSWERED", "as_int", "as_number", "expect_equal"]
 
 NOT_ANSWERED = Ellipsis
 
@@ -109,3 +110,34 @@ def expect_equal(expected: Any, message: str) -> Callable[[Any], None]:
         raise Wrong(message.format(answer=answer))
 
     return checker
+
+
+def _scalar(answer: Any) -> Any:
+    """A one-element tensor or array as a plain Python number; anything else as it is."""
+    if hasattr(answer, "item") and not isinstance(answer, (bool, numbers.Number)):
+        size = answer.numel() if callable(getattr(answer, "numel", None)) else getattr(answer, "size", None)
+        if size == 1:
+            return answer.item()
+    return answer
+
+
+def as_int(answer: Any, what: str = "a whole number") -> int:
+    """The answer as an int (ints, integral floats, one-element tensors); :class:`Wrong` otherwise."""
+    if isinstance(answer, bool):
+        raise Wrong(f"give {what}, not {answer!r}.")
+    answer = _scalar(answer)
+    if isinstance(answer, numbers.Integral):
+        return int(answer)
+    if isinstance(answer, float) and answer.is_integer():
+        return int(answer)
+    raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")
+
+
+def as_number(answer: Any, what: str = "a number") -> float:
+    """The answer as a float (any real number, one-element tensors); :class:`Wrong` otherwise."""
+    if isinstance(answer, bool):
+        raise Wrong(f"give {what}, not {answer!r}.")
+    answer = _scalar(answer)
+    if isinstance(answer, numbers.Real):
+        return float(answer)
+    raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")

@@ -1,23 +1,9 @@
 """Exercises of lesson 00 (start here): a first look at conv1's feature maps."""
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
-from . import Exercise, Wrong
-
-
-def _as_int(answer: Any) -> int:
-    """An int from an int-like answer (int, numpy or 0-d torch integer); Wrong otherwise."""
-    if isinstance(answer, bool):
-        raise Wrong(f"give a whole number, not {answer!r}.")
-    if hasattr(answer, "item") and getattr(answer, "ndim", 0) == 0:
-        answer = answer.item()
-    if isinstance(answer, numbers.Integral):
-        return int(answer)
-    if isinstance(answer, float) and answer.is_integer():
-        return int(answer)
-    raise Wrong(f"give a whole number, not {type(answer).__name__} {answer!r}.")
+from . import Exercise, Wrong, as_int as _as_int
 
 
 def _maps(answer: Any) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Exercise, Wrong, expect_equal
+from . import Exercise, Wrong, as_int, as_number, expect_equal
 from ..data import MNIST_MEAN, MNIST_STD, load_mnist
 
 q1 = Exercise(
@@ -17,10 +17,7 @@ q1 = Exercise(
 
 def _black(answer: Any) -> None:
     expected = (0.0 - MNIST_MEAN) / MNIST_STD
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        raise Wrong(f"give a number, not {type(answer).__name__}.") from None
+    value = as_number(answer)
     if abs(value - expected) < 1e-3:
         return
     if abs(value) < 1e-9:
@@ -41,8 +38,7 @@ q2 = Exercise(
 
 
 def _seven(answer: Any) -> None:
-    if not isinstance(answer, int) or isinstance(answer, bool):
-        raise Wrong(f"give an index (an int), not {type(answer).__name__}.")
+    answer = as_int(answer, "an index (an int)")
     # the test split is the official one whichever source is in use, full or sample
     targets = load_mnist(train=False).targets
     if not 0 <= answer < len(targets):

@@ -3,21 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
-from . import Exercise, Wrong
-
-
-def _int_answer(answer: Any) -> int:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1 and not answer.is_floating_point():
-        return int(answer)
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"give a whole number (an int), not {type(answer).__name__}.")
-    return answer
+from . import Exercise, Wrong, as_int
 
 
 def _conv3(answer: Any) -> None:
-    value = _int_answer(answer)
+    value = as_int(answer)
     if value == 26:
         return
     if value == 24:
@@ -37,7 +28,7 @@ q1 = Exercise(
 
 
 def _conv2_params(answer: Any) -> None:
-    value = _int_answer(answer)
+    value = as_int(answer)
     expected = 32 * 16 * 5 * 5 + 32
     if value == expected:
         return
@@ -60,7 +51,7 @@ q2 = Exercise(
 
 
 def _fc1_inputs(answer: Any) -> None:
-    value = _int_answer(answer)
+    value = as_int(answer)
     expected = 32 * 5 * 5  # 32 -> conv 28 -> pool 14 -> conv 10 -> pool 5
     if value == expected:
         return

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from . import Exercise, Wrong
+from . import Exercise, Wrong, as_int
 from ..data import normalize
 from .. import models
 from ..models import SimpleCNN
@@ -47,14 +47,10 @@ def _stroke_scores() -> torch.Tensor:
 
 
 def _as_channel(answer: Any, count: int) -> int:
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        answer = answer.item()
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"give one channel number (an int from 0 to {count - 1}), "
-                    f"not {type(answer).__name__}.")
-    if not 0 <= answer < count:
-        raise Wrong(f"conv1 has channels 0 to {count - 1}; {answer} is not one of them.")
-    return answer
+    channel = as_int(answer, f"one channel number (an int from 0 to {count - 1})")
+    if not 0 <= channel < count:
+        raise Wrong(f"conv1 has channels 0 to {count - 1}; {channel} is not one of them.")
+    return channel
 
 
 def _horizontal(answer: Any) -> None:

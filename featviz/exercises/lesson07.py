@@ -1,13 +1,12 @@
 """Exercises of lesson 07 (where the model looks): Grad-CAM layers and error analysis."""
 from __future__ import annotations
 
-import numbers
 from functools import lru_cache
 from typing import Any
 
 import torch
 
-from . import Exercise, Wrong
+from . import Exercise, Wrong, as_int as _as_int
 
 
 def _grid_layer(answer: Any) -> None:
@@ -48,16 +47,6 @@ def _test_errors() -> tuple[torch.Tensor, torch.Tensor]:
         pred = torch.cat([model(images[i:i + 2000]).argmax(dim=1)
                           for i in range(0, len(images), 2000)])
     return labels, pred
-
-
-def _as_int(answer: Any) -> int:
-    if isinstance(answer, bool):
-        raise Wrong(f"give a whole number, not {answer!r}.")
-    if hasattr(answer, "item") and getattr(answer, "ndim", 0) == 0:
-        answer = answer.item()
-    if isinstance(answer, numbers.Integral):
-        return int(answer)
-    raise Wrong(f"give a whole number, not {type(answer).__name__} {answer!r}.")
 
 
 def _wrong_fours(answer: Any) -> None:

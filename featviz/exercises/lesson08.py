@@ -1,23 +1,12 @@
 """Exercises of lesson 08 (beyond MNIST): a ResNet-18 and a photograph."""
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
-from . import Exercise, Wrong
+from . import Exercise, Wrong, as_number as _number
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _number(answer: Any, what: str = "a number") -> float:
-    if isinstance(answer, bool):
-        raise Wrong(f"give {what}, not {answer!r}.")
-    if hasattr(answer, "item") and getattr(answer, "ndim", 0) == 0:
-        answer = answer.item()
-    if isinstance(answer, numbers.Real):
-        return float(answer)
-    raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")
 
 
 def _stride(answer: Any) -> None:
