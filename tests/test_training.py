@@ -282,3 +282,10 @@ def test_lesson03_wrong_answers_explain_themselves(capsys, name, answer, expecte
 
     ok, out = _verdict(capsys, getattr(lesson03, name), answer)
     assert not ok and "not quite" in out and expected in out, out
+
+
+def test_progress_bar_shows_epoch_loss_and_accuracy_in_a_terminal(small, capsys):
+    fit(fresh(), (small[0][:256], small[1][:256]), epochs=2, progress=True, device="cpu")
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err
+    assert "4/4" in err and "loss=" in err and "acc=" in err
