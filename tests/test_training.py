@@ -8,9 +8,17 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import featviz
 from featviz.models import SimpleCNN
+from featviz import training
 from featviz.training import (
-    History, Snapshots, confusion_matrix, evaluate, fit, predict, random_shift,
+    History, Snapshots, confusion_matrix, evaluate, predict, random_shift,
 )
+
+
+def fit(*args, **kwargs):
+    """featviz.fit on the CPU unless a test says otherwise: these tests compare
+    weights bit for bit and with CPU tensors (tests/test_cuda.py covers the GPU)."""
+    kwargs.setdefault("device", "cpu")
+    return training.fit(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
