@@ -1,6 +1,6 @@
 """top_activating (streaming, running top-k) vs keeping every activation in memory.
 
-    FEATVIZ_DATA_ROOT=/work/shared/data python benchmarks/bench_top_activating.py
+    FEATVIZ_DATA_ROOT=../shared/data python benchmarks/bench_top_activating.py
 
 Task: the 9 images (and receptive-field patches) that excite each of the 32 conv2
 channels of the SimpleCNN most, over the whole MNIST training set (60,000

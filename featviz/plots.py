@@ -839,7 +839,7 @@ def plot_images(
     if pred is not None and truth is not None:
         bits.append(f"{wrong} wrong (in red)" if wrong else "all predicted correctly")
     elif truth is not None:
-        bits.append("true labels above")
+        bits.append("labels above")
     show_labels = truth is not None or pred is not None
     block = _Block(panels, rows, cols, aspect=_aspect(*shown.shape[1:3]), labels=show_labels,
                    label_size=_label_size(panel) + 0.5)
