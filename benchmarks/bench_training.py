@@ -18,7 +18,6 @@ test images. On a shared machine the best times are the steadier measure.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -28,6 +27,8 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from fullmnist import use_full_mnist  # noqa: E402
 
 
 def tutorial_epoch(model: nn.Module, root: str, batch_size: int, lr: float,
@@ -72,9 +73,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     args = ap.parse_args()
 
-    full = ROOT.parent / "shared" / "data"
-    if "FEATVIZ_DATA_ROOT" not in os.environ and (full / "MNIST" / "raw").is_dir():
-        os.environ["FEATVIZ_DATA_ROOT"] = str(full)
+    use_full_mnist()
     torch.set_num_threads(args.threads)
 
     import featviz

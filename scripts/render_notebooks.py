@@ -21,8 +21,8 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from featviz.data import data_root, data_source, has_full_mnist  # noqa: E402
+from fullmnist import FULL  # noqa: E402  (this folder is on sys.path when run as a script)
 
-FULL = ROOT.parent / "shared" / "data"  # a full MNIST beside the checkout, where there is one
 
 
 def link_full_mnist() -> None:

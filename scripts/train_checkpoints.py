@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import sys
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from fullmnist import use_full_mnist  # noqa: E402
 
 
 def main() -> int:
@@ -46,9 +47,7 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="train and report, write nothing")
     args = ap.parse_args()
 
-    full = ROOT.parent / "shared" / "data"
-    if "FEATVIZ_DATA_ROOT" not in os.environ and (full / "MNIST" / "raw").is_dir():
-        os.environ["FEATVIZ_DATA_ROOT"] = str(full)
+    use_full_mnist()
     torch.set_num_threads(args.threads)
 
     import featviz
