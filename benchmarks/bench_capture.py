@@ -10,9 +10,9 @@ Methods, all in eval mode under ``torch.no_grad()``, each returning every conv
 layer's output:
 
 * plain forward pass (the baseline, captures nothing);
-* ``featviz.capture(model, nn.Conv2d)``;
-* the same with ``featviz.hooks.COPY_ON_WRITE = False`` (every output copied as
-  the layer returns it), to show what the lazy copy saves;
+* ``featviz.capture(model, nn.Conv2d)`` (every output copied in the hook);
+* ``featviz.capture(model, nn.Conv2d, reduce="max")``: each channel's maximum and
+  its position computed in the hook, as a dataset scan uses it;
 * torchvision's ``create_feature_extractor`` (built once, outside the timing),
   asked for the model's output as well so that it runs the whole network;
 * Captum's ``LayerActivation``, one call (one forward pass) per layer, as its
@@ -46,7 +46,6 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import featviz  # noqa: E402
-from featviz import hooks  # noqa: E402
 
 try:
     from captum.attr import LayerActivation
@@ -100,13 +99,9 @@ def methods_for(model: nn.Module, x: torch.Tensor, captum_per_layer: bool) -> di
             model(x)
         return dict(acts)
 
-    def featviz_eager() -> object:
-        hooks.COPY_ON_WRITE = False
-        try:
-            with featviz.capture(model, nn.Conv2d, to_cpu=to_cpu) as acts:
-                model(x)
-        finally:
-            hooks.COPY_ON_WRITE = True
+    def featviz_reduced() -> object:
+        with featviz.capture(model, nn.Conv2d, to_cpu=to_cpu, reduce="max") as acts:
+            model(x)
         return dict(acts)
 
     # the extractor drops every node its outputs do not need; asking for the model's
@@ -121,7 +116,7 @@ def methods_for(model: nn.Module, x: torch.Tensor, captum_per_layer: bool) -> di
     methods: dict[str, Callable[[], object]] = {
         "plain forward (baseline)": plain,
         "featviz.capture": featviz_capture,
-        "featviz.capture, copy every output": featviz_eager,
+        "featviz.capture, reduce='max'": featviz_reduced,
         "torchvision create_feature_extractor": torchvision_fx,
     }
     if LayerActivation is not None:
@@ -182,6 +177,10 @@ def run_case(title: str, model: nn.Module, x: torch.Tensor, rounds: int, slow_ro
         med = statistics.median(ts)
         print(f"{name:<{width}}  {med * 1e3:9.2f}  {min(ts) * 1e3:8.2f}  {med / base:12.3f}  "
               f"{min(ts) / base_min:9.3f}")
+    ours = statistics.median(times["featviz.capture"])
+    for peer in ("torchvision create_feature_extractor", "Captum LayerActivation, all layers in one call"):
+        if peer in times:
+            print(f"featviz.capture / {peer}: {ours / statistics.median(times[peer]):.3f}")
     if LayerActivation is None:
         print("(Captum is not installed: pip install captum to include it)")
 

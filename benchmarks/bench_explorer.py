@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import featviz  # noqa: E402
-from featviz.plots import grid_shape  # noqa: E402
+from featviz._style import grid_shape  # noqa: E402
 
 
 def tutorial_redraw(maps: torch.Tensor, channel: int) -> bytes:

@@ -115,6 +115,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--quick", action="store_true", help="the first 10,000 images only")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's own choice)")
     args = ap.parse_args()
@@ -122,6 +123,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
     images, labels = featviz.mnist_tensors(train=True)
+    if args.quick:
+        images, labels = images[:10_000], labels[:10_000]
     print(f"data: {featviz.data_source().describe()}")
     try:
         model = featviz.pretrained()

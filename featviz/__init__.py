@@ -26,10 +26,11 @@ _EXPORTS: dict[str, str] = {
     # data
     "MNIST_MEAN": "data",
     "MNIST_STD": "data",
+    "MNIST_RANGE": "data",
     "load_mnist": "data",
     "mnist_tensors": "data",
-    "denormalize": "data",
-    "normalize": "data",
+    "mnist_denormalize": "data",
+    "mnist_normalize": "data",
     "digit_examples": "data",
     "digit_batch": "data",
     "data_source": "data",
@@ -57,21 +58,33 @@ _EXPORTS: dict[str, str] = {
     "plot_overlay": "plots",
     "plot_comparison": "plots",
     # widgets (imported only when asked for)
-    "explorer": "widgets",
+    "explorer": "widgets.explorer_widget",
+    "sketchpad": "widgets.sketchpad_widget",
     # explain
-    "receptive_field": "explain",
+    "receptive_field": "geometry",
+    "place_by_receptive_field": "geometry",
     "top_activating": "explain",
     "maximize_activation": "explain",
     "saliency": "explain",
     "grad_cam": "explain",
     "occlusion": "explain",
+    # probing the input, one convolution taken apart
+    "perturb": "perturbation",
+    "mnist_style": "perturbation",
+    "conv_arithmetic": "convolution",
+    "ConvArithmetic": "convolution",
+    # deeper networks
+    "SmallResNet": "resnets",
+    "imagenet_model": "imagenet",
+    "WeightsUnavailable": "imagenet",
     # course
     "doctor": "selfcheck",
 }
 
 _SUBMODULES = {
-    "data", "models", "training", "hooks", "plots", "render", "widgets",
-    "explain", "exercises", "selfcheck",
+    "data", "models", "training", "hooks", "plots", "widgets",
+    "explain", "exercises", "selfcheck", "perturbation", "convolution",
+    "geometry", "imagenet", "resnets",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

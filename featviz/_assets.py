@@ -1,4 +1,5 @@
-"""The bundled assets (MNIST sample, checkpoints) and their sha256 manifest."""
+"""The bundled assets (MNIST sample, checkpoints), their sha256 manifest, and how
+paths are written in messages."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +10,29 @@ from pathlib import Path
 from typing import Any
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def pretty_path(path: str | os.PathLike) -> str:
+    """A path as a person would type it: the home folder as ``~``.
+
+    A path with a space stays whole, since a quoted ``~`` does not expand in a
+    shell. Symbolic links are kept (a virtual environment's ``python`` is a link).
+
+    >>> pretty_path(Path.home() / "course" / "data")
+    '~/course/data'
+    >>> pretty_path("/opt/conda/bin/python")
+    '/opt/conda/bin/python'
+    """
+    text = str(path)
+    if " " in text:
+        return text
+    absolute = Path(os.path.abspath(path))
+    for home in (Path.home(), Path.home().resolve()):
+        try:
+            return "~/" + absolute.relative_to(home).as_posix()
+        except ValueError:
+            continue
+    return text
 
 
 def sha256_file(path: str | os.PathLike) -> str:

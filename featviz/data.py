@@ -31,10 +31,12 @@ import numpy as np
 import torch
 from torchvision import datasets, transforms
 
-from ._assets import verified_asset
+from ._assets import pretty_path, verified_asset
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+#: black and white MNIST pixels after normalisation: the range of the course's model inputs
+MNIST_RANGE = ((0.0 - MNIST_MEAN) / MNIST_STD, (1.0 - MNIST_MEAN) / MNIST_STD)
 DOWNLOAD_TIMEOUT_S = 20.0
 
 _RAW = {
@@ -58,19 +60,11 @@ class DataSource:
 
     def describe(self) -> str:
         if self.kind == "full":
-            return f"full MNIST (60,000 training / 10,000 test images) from {_pretty(self.root)}"
+            return f"full MNIST (60,000 training / 10,000 test images) from {pretty_path(self.root)}"
         return (
             "the bundled MNIST sample (10,000 training / 10,000 test images)"
             + (f": {self.reason}" if self.reason else "")
         )
-
-
-def _pretty(path: Path) -> str:
-    """A path as a person would type it: the home folder as ``~``."""
-    try:
-        return "~/" + Path(path).resolve().relative_to(Path.home().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 _resolved: dict[tuple[str, bool], DataSource] = {}
@@ -97,7 +91,8 @@ def has_full_mnist(root: str | os.PathLike) -> bool:
     return all((raw / name).is_file() for pair in _RAW.values() for name in pair)
 
 
-def _offline() -> bool:
+def offline() -> bool:
+    """True when ``FEATVIZ_OFFLINE`` is set (to anything but 0/false/no): never download."""
     return os.environ.get("FEATVIZ_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
@@ -150,43 +145,68 @@ def _download(root: Path, timeout: float) -> str | None:
     return None
 
 
-def data_source(root: str | os.PathLike | None = None, download: bool = True) -> DataSource:
+def _key(root: Path, download: bool) -> tuple[str, bool]:
+    try:
+        return str(root.resolve()), bool(download)
+    except OSError:
+        return str(root), bool(download)
+
+
+def _remembered(root: Path, download: bool) -> DataSource | None:
+    known = _resolved.get(_key(root, download))
+    if known is not None and (not known.is_sample or not has_full_mnist(root)):
+        return known
+    return None
+
+
+def remembered_source(root: str | os.PathLike | None = None) -> DataSource | None:
+    """What an earlier :func:`data_source` call that could download found for
+    ``root`` in this session (None if there was none, or if it found only the
+    sample and the full set has arrived since). Never prints or downloads."""
+    return _remembered(Path(root).expanduser() if root is not None else data_root(), True)
+
+
+def data_source(root: str | os.PathLike | None = None, download: bool = True, *,
+                quiet: bool = False) -> DataSource:
     """Find (and if needed download) MNIST; say which data :func:`load_mnist` will use.
 
     The answer is remembered for the rest of the session, so a failed download
-    is tried once, not at every call.
+    is tried once, not at every call. Falling back on the sample is said once
+    per session, in one printed line; ``quiet=True`` says nothing and leaves
+    that line for a later call.
     """
     root = Path(root).expanduser() if root is not None else data_root()
-    key = (str(root.resolve()), bool(download))
-    if key in _resolved and (not _resolved[key].is_sample or not has_full_mnist(root)):
-        return _resolved[key]
-    if has_full_mnist(root):
-        source = DataSource("full", root)
-    elif not download:
-        source = DataSource("sample", root, f"no full MNIST under {_pretty(root)}")
-    elif _offline():
-        source = DataSource("sample", root, f"no full MNIST under {_pretty(root)} and FEATVIZ_OFFLINE is set")
-    else:
-        why = _download(root, DOWNLOAD_TIMEOUT_S)
-        if why is None:
-            source = DataSource("full", root)
-            _say(source, f"featviz: downloaded MNIST to {_pretty(root / 'MNIST' / 'raw')}.")
-        else:
-            source = DataSource("sample", root, f"no full MNIST under {_pretty(root)} and {why}")
+    source = _remembered(root, download)
+    if source is None:
+        source = _resolved[_key(root, download)] = _find(root, download, quiet)
     if source.is_sample:
         _say(
-            source,
+            source, quiet,
             f"featviz: using {source.describe()}. For the full 70,000 images, run "
             f"featviz.load_mnist() with internet access, or put the four MNIST raw files in "
-            f"{_pretty(root / 'MNIST' / 'raw')} (or point FEATVIZ_DATA_ROOT at a folder that has them).",
+            f"{pretty_path(root / 'MNIST' / 'raw')} (or point FEATVIZ_DATA_ROOT at a folder that has them).",
         )
-    _resolved[key] = source
     return source
 
 
-def _say(source: DataSource, line: str) -> None:
+def _find(root: Path, download: bool, quiet: bool) -> DataSource:
+    if has_full_mnist(root):
+        return DataSource("full", root)
+    if not download:
+        return DataSource("sample", root, f"no full MNIST under {pretty_path(root)}")
+    if offline():
+        return DataSource("sample", root, f"no full MNIST under {pretty_path(root)} and FEATVIZ_OFFLINE is set")
+    why = _download(root, DOWNLOAD_TIMEOUT_S)
+    if why is not None:
+        return DataSource("sample", root, f"no full MNIST under {pretty_path(root)} and {why}")
+    source = DataSource("full", root)
+    _say(source, quiet, f"featviz: downloaded MNIST to {pretty_path(root / 'MNIST' / 'raw')}.")
+    return source
+
+
+def _say(source: DataSource, quiet: bool, line: str) -> None:
     key = (str(source.root), source.kind)
-    if key not in _announced:
+    if not quiet and key not in _announced:
         _announced.add(key)
         print(line)
 
@@ -232,7 +252,7 @@ class BundledMNIST(datasets.MNIST):
         return images, labels.long()
 
 
-def default_transform() -> transforms.Compose:
+def mnist_transform() -> transforms.Compose:
     """``ToTensor`` then ``Normalize(MNIST_MEAN, MNIST_STD)``: the course's standard input."""
     return transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]
@@ -251,7 +271,7 @@ def load_mnist(
     ----------
     train : the 60,000-image training split (True) or the 10,000-image test split.
     root : folder holding ``MNIST/raw``; default :func:`data_root`.
-    transform : applied to each PIL image; default :func:`default_transform`.
+    transform : applied to each PIL image; default :func:`mnist_transform`.
     download : try a (time-bounded) download when the full set is not there.
 
     Falls back to the bundled sample when the full set is neither there nor
@@ -260,20 +280,32 @@ def load_mnist(
     >>> test = load_mnist(train=False)
     >>> image, label = test[0]          # image: (1, 28, 28) float tensor, normalised
     """
-    transform = default_transform() if transform is None else transform
+    transform = mnist_transform() if transform is None else transform
     source = data_source(root, download)
     if source.is_sample:
         return BundledMNIST(train=train, transform=transform)
     return datasets.MNIST(str(source.root), train=train, transform=transform, download=False)
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """Pixels in [0, 1] -> the normalised values the models expect."""
+def mnist_normalize(images: torch.Tensor) -> torch.Tensor:
+    """MNIST pixels in [0, 1] -> the values the course's models expect.
+
+    Uses MNIST's mean and standard deviation (:data:`MNIST_MEAN`,
+    :data:`MNIST_STD`); another dataset needs its own
+    ``transforms.Normalize(mean, std)``.
+
+    >>> mnist_normalize(torch.tensor([0.0, 1.0]))
+    tensor([-0.4242,  2.8215])
+    """
     return (images - MNIST_MEAN) / MNIST_STD
 
 
-def denormalize(images: torch.Tensor) -> torch.Tensor:
-    """Normalised images -> pixels in [0, 1] (clamped), ready to show."""
+def mnist_denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Undo :func:`mnist_normalize`: pixels in [0, 1] (clamped), ready to show.
+
+    >>> mnist_denormalize(mnist_normalize(torch.tensor([0.0, 0.5, 1.0])))
+    tensor([0.0000, 0.5000, 1.0000])
+    """
     return (images * MNIST_STD + MNIST_MEAN).clamp(0.0, 1.0)
 
 

@@ -31,16 +31,20 @@ train/eval mode, each parameter's ``requires_grad``, no hooks, no ``.grad``).
 """
 from __future__ import annotations
 
-import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from . import hooks
+from ._torch import as_batch, inference_mode, model_device, model_dtype, run_model
+from .geometry import ReceptiveField, place_by_receptive_field, receptive_field
+from .geometry import input_shape as _input_shape
+from .geometry import one_layer as _one_layer
 
 __all__ = [
     "ReceptiveField",
@@ -60,79 +64,8 @@ Size2 = tuple[int, int]
 # --------------------------------------------------------------------------- helpers
 
 
-@contextlib.contextmanager
-def _inference_state(model: nn.Module) -> Iterator[None]:
-    """Eval mode and frozen parameters for the duration; everything restored after.
-
-    Each module's own ``training`` flag is restored (not ``model.train(mode)``),
-    so a model with, say, frozen batch-norm layers comes back exactly as it was.
-    Parameters are frozen so that a backward pass never writes ``.grad``.
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
-def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    for p in model.parameters():
-        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
-    return torch.device("cpu"), torch.float32
-
-
-def _one_layer(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
-    """Resolve ``layer`` to exactly one module name (clear errors come from hooks)."""
-    if not isinstance(layer, str):
-        raise TypeError(
-            f"layer must be a layer name such as 'conv2', got {type(layer).__name__}. "
-            f"featviz.layers(model) lists the names."
-        )
-    names = hooks.resolve_layers(model, layer)
-    if len(names) != 1:
-        raise ValueError(
-            f"layer {layer!r} matches {len(names)} layers ({', '.join(names[:6])}"
-            f"{', ...' if len(names) > 6 else ''}); give exactly one layer name."
-        )
-    name = names[0]
-    return name, dict(model.named_modules())[name]
-
-
-def _as_batch(x: Any, what: str = "x") -> tuple[torch.Tensor, bool]:
-    """``(C, H, W)`` or ``(N, C, H, W)`` -> a float batch and whether it was one image."""
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(x)
-        except Exception as exc:
-            raise TypeError(
-                f"{what} must be a tensor of images (N, C, H, W) or one image (C, H, W), "
-                f"got {type(x).__name__}."
-            ) from exc
-    if not x.dtype.is_floating_point:
-        raise TypeError(
-            f"{what} must hold normalised float images, got dtype {x.dtype}. For raw MNIST "
-            f"bytes use featviz.normalize(x.float() / 255)."
-        )
-    if x.dim() == 3:
-        return x.unsqueeze(0), True
-    if x.dim() == 4:
-        return x, False
-    hint = " For one 28x28 grey image use x[None] to make it (1, 28, 28)." if x.dim() == 2 else ""
-    raise ValueError(
-        f"{what} must be a batch (N, C, H, W) or one image (C, H, W), got shape "
-        f"{tuple(x.shape)}.{hint}"
-    )
-
-
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
+    out = run_model(model, x)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(
@@ -174,216 +107,6 @@ def _pair(v: Any, what: str) -> Size2:
 def _finish(maps: torch.Tensor, single: bool) -> torch.Tensor:
     maps = maps.detach().to("cpu", torch.float32)
     return maps[0] if single else maps
-
-
-# --------------------------------------------------------------------------- receptive field
-
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Which input pixels each unit of a layer can see.
-
-    Unit ``(row, col)`` of the layer's maps sees the input box starting at
-    ``offset + (row, col) * stride`` and ``size`` pixels tall and wide; see
-    :meth:`box`. All pairs are ``(height, width)`` in input pixels.
-
-    Attributes
-    ----------
-    layer : the layer's name.
-    size : the side of the box one unit sees (its theoretical receptive field).
-    stride : input pixels between neighbouring units (also called the jump).
-    offset : input ``(row, col)`` of the top-left corner of unit ``(0, 0)``'s box;
-        negative where padding makes the box hang over the border.
-    input_size, output_size : the image's and the layer's ``(H, W)``.
-    """
-
-    layer: str
-    size: Size2
-    stride: Size2
-    offset: Size2
-    input_size: Size2
-    output_size: Size2
-
-    def box(self, row: int, col: int, clip: bool = True) -> tuple[int, int, int, int]:
-        """Input box ``(top, left, bottom, right)`` seen by unit ``(row, col)``, half-open.
-
-        With ``clip`` (default) the box is cut at the image border, so
-        ``image[..., top:bottom, left:right]`` is the patch the unit sees.
-        """
-        top = self.offset[0] + int(row) * self.stride[0]
-        left = self.offset[1] + int(col) * self.stride[1]
-        bottom, right = top + self.size[0], left + self.size[1]
-        if clip:
-            h, w = self.input_size
-            top, left = max(0, min(top, h)), max(0, min(left, w))
-            bottom, right = max(0, min(bottom, h)), max(0, min(right, w))
-        return top, left, bottom, right
-
-    def center(self, row: int, col: int) -> tuple[float, float]:
-        """Input coordinates of the centre of unit ``(row, col)``'s (unclipped) box."""
-        top, left, bottom, right = self.box(row, col, clip=False)
-        return (top + bottom - 1) / 2, (left + right - 1) / 2
-
-    def __str__(self) -> str:
-        s, j, o = self.size, self.stride, self.offset
-        return (
-            f"{self.layer}: each unit sees a {s[0]}x{s[1]} patch of the "
-            f"{self.input_size[0]}x{self.input_size[1]} input; neighbouring units are "
-            f"{j[0]}x{j[1]} pixels apart; unit (0, 0) starts at {o}."
-        )
-
-
-# (size_h, size_w, stride_h, stride_w, offset_h, offset_w); None: no spatial layout
-# left (after flatten/linear); _UNKNOWN: passed through an operation featviz cannot follow.
-_Rec = tuple[int, int, int, int, int, int]
-_UNKNOWN = "unknown"
-
-
-def _conv_like(rec: _Rec, kernel: Size2, stride: Size2, padding: Size2, dilation: Size2) -> _Rec:
-    sh, sw, jh, jw, oh, ow = rec
-    kh = dilation[0] * (kernel[0] - 1) + 1
-    kw = dilation[1] * (kernel[1] - 1) + 1
-    return (sh + (kh - 1) * jh, sw + (kw - 1) * jw, jh * stride[0], jw * stride[1],
-            oh - padding[0] * jh, ow - padding[1] * jw)
-
-
-def _transfer(mod: nn.Module, rec: Any, in_shape: torch.Size, out: Any) -> Any:
-    """The receptive field after ``mod``, given the one of its input."""
-    if rec is None or rec == _UNKNOWN:
-        return rec
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        return None
-    if isinstance(mod, nn.Conv2d):
-        if isinstance(mod.padding, str):  # "valid" or "same"
-            pad = (0, 0) if mod.padding == "valid" else tuple(
-                d * (k - 1) // 2 for d, k in zip(mod.dilation, mod.kernel_size))
-        else:
-            pad = mod.padding
-        return _conv_like(rec, mod.kernel_size, mod.stride, pad, mod.dilation)
-    if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
-        k = _pair(mod.kernel_size, "kernel_size")
-        s = _pair(mod.stride if mod.stride is not None else mod.kernel_size, "stride")
-        p = _pair(mod.padding, "padding")
-        d = _pair(getattr(mod, "dilation", 1), "dilation")
-        return _conv_like(rec, k, s, p, d)
-    if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        (hi, wi), (ho, wo) = tuple(in_shape[-2:]), tuple(out.shape[-2:])
-        if hi % ho or wi % wo:
-            return _UNKNOWN  # uneven bins have no single size and stride
-        k = (hi // ho, wi // wo)
-        return _conv_like(rec, k, k, (0, 0), (1, 1))
-    if tuple(out.shape[-2:]) == tuple(in_shape[-2:]):
-        return rec  # element-wise or channel-mixing only (ReLU, BatchNorm, Dropout, ...)
-    return _UNKNOWN
-
-
-def receptive_field(
-    model: nn.Module, layer: str, input_size: Sequence[int] | None = None
-) -> ReceptiveField:
-    """The receptive field of ``layer``: its size, stride and offset in input pixels.
-
-    Parameters
-    ----------
-    model : any ``nn.Module`` built from modules (``nn.Conv2d``, ``nn.MaxPool2d``,
-        ``nn.AvgPool2d``, adaptive pools, and layers that keep the spatial size,
-        like ReLU or BatchNorm).
-    layer : a layer name with spatial maps ``(N, C, H, W)``, e.g. ``"conv2"``.
-    input_size : ``(C, H, W)`` or ``(H, W)`` of one input image; default the
-        model's ``input_shape`` attribute (SimpleCNN has one).
-
-    One forward pass of a blank image traces the layers in the order they run.
-    Where branches join (a residual block), the largest receptive field is kept.
-
-    >>> rf = receptive_field(featviz.SimpleCNN(), "conv2")
-    >>> rf.size, rf.stride, rf.box(0, 0)
-    ((14, 14), (2, 2), (0, 0, 14, 14))
-    """
-    name, target = _one_layer(model, layer)
-    device, dtype = _device_dtype(model)
-    shape = _input_shape(model, input_size)
-    x = torch.zeros((1, *shape), device=device, dtype=dtype)
-
-    records: dict[int, tuple[Any, torch.Tensor]] = {id(x): ((1, 1, 1, 1, 0, 0), x)}
-
-    def lookup(t: Any) -> Any:
-        if not isinstance(t, torch.Tensor):
-            return None
-        if id(t) in records:
-            return records[id(t)][0]
-        if t.dim() != 4:
-            return None
-        # A tensor made by a functional op (a residual "+", F.relu): take the largest
-        # field among the tensors of the same spatial size, the union of the branches.
-        same = [r for r, u in records.values()
-                if isinstance(r, tuple) and u.dim() == 4 and u.shape[-2:] == t.shape[-2:]]
-        return max(same, key=lambda r: r[0] * r[1]) if same else _UNKNOWN
-
-    def leaf_hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
-        first = next((i for i in inputs if isinstance(i, torch.Tensor)), None)
-        if first is None or not isinstance(output, torch.Tensor):
-            return
-        rec = _transfer(mod, lookup(first), first.shape, output)
-        records[id(output)] = (rec, output)
-
-    seen: dict[str, Any] = {}
-
-    def target_hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
-        seen["out"] = output
-        seen["rec"] = lookup(output)
-
-    handles = [m.register_forward_hook(leaf_hook)
-               for m in model.modules() if not any(True for _ in m.children())]
-    handles.append(target.register_forward_hook(target_hook))
-    try:
-        with _inference_state(model), torch.no_grad():
-            model(x)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"receptive_field could not run the model on an input of shape {(1, *shape)}: "
-            f"{exc} Pass input_size=(C, H, W) matching what the model expects."
-        ) from exc
-    finally:
-        for h in handles:
-            h.remove()
-
-    if "out" not in seen:
-        raise ValueError(f"layer {name!r} did not run during the model's forward pass.")
-    out, rec = seen["out"], seen["rec"]
-    if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(
-            f"layer {name!r} outputs {got}, not spatial maps (N, C, H, W): each of its "
-            f"units sees the whole input. Pick a convolutional layer such as 'conv2'."
-        )
-    if rec is None or rec == _UNKNOWN:
-        raise ValueError(
-            f"cannot follow the receptive field of {name!r}: between the input and this "
-            f"layer an operation changes the spatial size without being an nn.Conv2d or "
-            f"pooling module (a functional call like F.max_pool2d, an interpolation, ...). "
-            f"Build the model from nn.Conv2d / nn.MaxPool2d modules to use it."
-        )
-    return ReceptiveField(
-        layer=name, size=(rec[0], rec[1]), stride=(rec[2], rec[3]), offset=(rec[4], rec[5]),
-        input_size=(int(shape[-2]), int(shape[-1])),
-        output_size=(int(out.shape[-2]), int(out.shape[-1])),
-    )
-
-
-def _input_shape(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
-    if input_size is None:
-        input_size = getattr(model, "input_shape", None)
-        if input_size is None:
-            raise ValueError(
-                f"{type(model).__name__} does not say what input it expects; pass "
-                f"input_size=(C, H, W), for example input_size=(3, 224, 224)."
-            )
-    size = tuple(int(s) for s in input_size)
-    if len(size) == 2:
-        conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-        size = (conv.in_channels if conv is not None else 1, *size)
-    if len(size) != 3 or min(size) < 1:
-        raise ValueError(f"input_size must be (C, H, W) or (H, W), got {input_size!r}.")
-    return size
 
 
 # --------------------------------------------------------------------------- top activating
@@ -508,21 +231,19 @@ def top_activating(
     spatial = None
     n_channels = None
     image_size = None
-    map_width = 1
-    with _inference_state(model):
+    with inference_mode(model, requires_grad=False):
         for images, labels, acts in hooks.batched_activations(
-                model, data, [name], batch_size=batch_size, device=device):
-            a = acts[name].detach()
+                model, data, [name], batch_size=batch_size, device=device, reduce="max"):
+            a = acts[name].detach()  # maps reduced in the hook: (b, C, [max, row, col])
             images = torch.as_tensor(images)  # numpy batches come as they were given
             labels = torch.as_tensor(labels) if labels is not None else None
             if n_channels is None:
-                if a.dim() not in (2, 4):
+                if a.dim() not in (2, 3):
                     raise ValueError(
                         f"layer {name!r} outputs shape {tuple(a.shape)}; top_activating "
                         f"needs maps (N, C, H, W) or features (N, F).")
-                spatial = a.dim() == 4
+                spatial = a.dim() == 3
                 n_channels = a.shape[1]
-                map_width = a.shape[-1] if spatial else 1
                 image_size = tuple(images.shape[1:])
                 if wanted is not None:
                     bad = [c for c in wanted if not 0 <= c < n_channels]
@@ -530,14 +251,14 @@ def top_activating(
                         raise ValueError(
                             f"channel {bad[0]} does not exist: {name!r} has {n_channels} "
                             f"channels (0..{n_channels - 1}).")
-            a = a.to("cpu", torch.float32)
+            a = a.cpu()
             if wanted is not None:
                 a = a[:, wanted]
             b = a.shape[0]
             if spatial:
-                vals, where = a.flatten(2).max(dim=2)  # (b, C)
+                vals, where = a[..., 0].float(), a[..., 1:].long()  # (b, C), (b, C, 2)
             else:
-                vals, where = a, torch.zeros(a.shape, dtype=torch.long)
+                vals, where = a.float(), torch.zeros(*a.shape, 2, dtype=torch.long)
             idx = torch.arange(seen, seen + b).unsqueeze(1).expand_as(vals)
             if top_vals is not None:
                 vals = torch.cat([top_vals, vals])
@@ -546,7 +267,7 @@ def top_activating(
             # a stable sort keeps earlier images first among equal scores: the running
             # best (all earlier) comes before the batch, and the batch is in order
             order = torch.sort(vals, dim=0, descending=True, stable=True).indices[:k]
-            top_vals, top_pos, top_idx = (vals.gather(0, order), where.gather(0, order),
+            top_vals, top_pos, top_idx = (vals.gather(0, order), where.gather(0, order[..., None].expand(-1, -1, 2)),
                                           idx.gather(0, order))
             if source is None:  # keep only the images some channel still ranks
                 keep = set(top_idx.unique().tolist())
@@ -577,8 +298,7 @@ def top_activating(
         pos = boxes = None
         crops = list(ims)
         if spatial:
-            flat = top_pos[:, col]
-            pos = torch.stack([flat // map_width, flat % map_width], dim=1)
+            pos = top_pos[:, col]
             if rf is not None:
                 boxes = torch.tensor([rf.box(int(r), int(c)) for r, c in pos.tolist()],
                                      dtype=torch.long)
@@ -655,7 +375,7 @@ def maximize_activation(
     blur: float = 0.4,
     decay: float = 0.01,
     position: str | tuple[int, int] = "center",
-    value_range: tuple[float, float] | None | str = "auto",
+    value_range: tuple[float, float] | None = None,
     input_size: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Maximized:
@@ -676,9 +396,10 @@ def maximize_activation(
     position : for maps ``(N, C, H, W)``, which unit to excite: ``"center"`` (the
         central unit: a pattern the size of its receptive field), ``"mean"`` (all
         units: a texture over the whole image) or a ``(row, col)``.
-    value_range : clamp the image to ``(low, high)``; ``"auto"`` uses the MNIST
-        pixel range [0, 1], normalised, for one-channel inputs and no clamp for
-        others; None never clamps.
+    value_range : clamp the image to ``(low, high)``, the range of the model's
+        normalised inputs, and decay towards ``low`` (black); for the course's
+        MNIST models ``featviz.MNIST_RANGE``. None (the default) never clamps
+        and decays towards 0.
     input_size : ``(C, H, W)``, default the model's ``input_shape``.
     seed : the noise and the jitter are drawn from this seed: same seed, same image
         (on one device; gradient ascent magnifies rounding, so a CPU and a GPU run
@@ -691,7 +412,7 @@ def maximize_activation(
     >>> m = maximize_activation(model, "conv1")          # all 16 conv1 channels
     >>> digit = maximize_activation(model, "fc3", 4)     # the model's idea of a 4
     """
-    name, module = _one_layer(model, layer)
+    name, _ = _one_layer(model, layer)
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}.")
     if jitter < 0 or blur < 0 or not 0 <= decay < 1:
@@ -699,13 +420,32 @@ def maximize_activation(
             f"need jitter >= 0, blur >= 0 and 0 <= decay < 1; got jitter={jitter}, "
             f"blur={blur}, decay={decay}.")
     shape = _input_shape(model, input_size)
-    device, dtype = _device_dtype(model)
+    chans = _ascent_channels(model, name, shape, channel)
+    if isinstance(position, str) and position not in ("center", "mean"):
+        raise ValueError(f"position must be 'center', 'mean' or (row, col), got {position!r}.")
+    keep = _Keep.make(blur, decay, value_range)
 
-    # learn the number of channels from one forward pass
-    with _inference_state(model), torch.no_grad(), hooks.capture(model, [name]) as acts:
-        model(torch.zeros((1, *shape), device=device, dtype=dtype))
-    out_shape = tuple(acts[name].shape)
-    n_channels = out_shape[1]
+    gen = torch.Generator()
+    # each channel's start is drawn from (seed, channel), so its image does not depend
+    # on which other channels are optimised alongside
+    x0 = torch.stack([
+        torch.rand(shape, generator=gen.manual_seed(int(seed) * 1_000_003 + c)) for c in chans])
+    x = (keep.low + keep.span * (0.05 + 0.05 * x0)).to(
+        device=model_device(model), dtype=model_dtype(model)).requires_grad_(True)
+    shifts = torch.randint(-jitter, jitter + 1, (steps, 2),
+                           generator=gen.manual_seed(int(seed))).tolist()
+    history, final = _ascend(model, name, x, chans, position, shifts, lr * keep.span, keep)
+    return Maximized(layer=name, channels=chans, images=x.detach().to("cpu", torch.float32),
+                     scores=final, history=history)
+
+
+def _ascent_channels(model: nn.Module, name: str, shape: tuple[int, ...],
+                     channel: int | Sequence[int] | None) -> list[int]:
+    """The channels to climb, checked against the layer's (found by one forward pass)."""
+    with inference_mode(model, requires_grad=False), torch.no_grad(), \
+            hooks.capture(model, [name]) as acts:
+        model(torch.zeros((1, *shape), device=model_device(model), dtype=model_dtype(model)))
+    n_channels = acts[name].shape[1]
     chans = list(range(n_channels)) if channel is None else (
         [int(channel)] if isinstance(channel, int) else [int(c) for c in channel])
     bad = [c for c in chans if not 0 <= c < n_channels]
@@ -713,30 +453,51 @@ def maximize_activation(
         raise ValueError(
             f"channel {bad[0] if bad else channel!r} does not exist: {name!r} has "
             f"{n_channels} channels (0..{n_channels - 1}).")
-    if isinstance(position, str) and position not in ("center", "mean"):
-        raise ValueError(f"position must be 'center', 'mean' or (row, col), got {position!r}.")
+    return chans
 
-    if isinstance(value_range, str):
-        if value_range != "auto":
-            raise ValueError(f"value_range must be (low, high), 'auto' or None, got {value_range!r}.")
-        from .data import MNIST_MEAN, MNIST_STD
-        value_range = ((0 - MNIST_MEAN) / MNIST_STD, (1 - MNIST_MEAN) / MNIST_STD) \
-            if shape[0] == 1 else None
-    low = value_range[0] if value_range is not None else 0.0
-    span = (value_range[1] - value_range[0]) if value_range is not None else 1.0
 
-    n = len(chans)
-    gen = torch.Generator()
-    # each channel's start is drawn from (seed, channel), so its image does not depend
-    # on which other channels are optimised alongside
-    x0 = torch.stack([
-        torch.rand(shape, generator=gen.manual_seed(int(seed) * 1_000_003 + c)) for c in chans])
-    x = (low + span * (0.05 + 0.05 * x0)).to(device=device, dtype=dtype).requires_grad_(True)
-    shifts = torch.randint(-jitter, jitter + 1, (steps, 2),
-                           generator=gen.manual_seed(int(seed))).tolist()
-    target = torch.tensor(chans, device=device)
-    opt = torch.optim.Adam([x], lr=lr * span)
-    history = torch.empty(steps, n)
+@dataclass(frozen=True)
+class _Keep:
+    """What keeps a synthesised input image-like after each ascent step: a blur, a
+    decay towards the background ``low``, a clamp to ``value_range``."""
+
+    blur: float
+    decay: float
+    value_range: tuple[float, float] | None
+    low: float
+    span: float
+
+    @classmethod
+    def make(cls, blur: float, decay: float, value_range: Any) -> "_Keep":
+        if value_range is None:
+            return cls(blur, decay, None, 0.0, 1.0)
+        try:
+            low, high = (float(v) for v in value_range)
+        except (TypeError, ValueError):
+            low = high = None
+        if low is None or not low < high:
+            raise ValueError(
+                f"value_range must be (low, high) with low < high, or None, got "
+                f"{value_range!r}; for the course's MNIST models use featviz.MNIST_RANGE.")
+        return cls(blur, decay, (low, high), low, high - low)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> None:
+        if self.blur:
+            x.copy_(_gaussian_blur(x, self.blur))
+        if self.decay:
+            x.sub_(self.low).mul_(1 - self.decay).add_(self.low)
+        if self.value_range is not None:
+            x.clamp_(self.value_range[0], self.value_range[1])
+
+
+def _ascend(model: nn.Module, name: str, x: torch.Tensor, chans: list[int], position: Any,
+            shifts: list[list[int]], lr: float, keep: _Keep) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ascent on ``x`` in place, one step per shift; the objective at every
+    step ``(steps, n)`` and, unshifted, at the end ``(n,)``."""
+    target = torch.tensor(chans, device=x.device)
+    opt = torch.optim.Adam([x], lr=lr)
+    history = torch.empty(len(shifts), len(chans))
 
     def forward(image: torch.Tensor) -> torch.Tensor:
         # one capture per pass: a capture concatenates the passes it sees
@@ -744,25 +505,17 @@ def maximize_activation(
             model(image)
         return _objective(acts[name], target, position, name)
 
-    with _inference_state(model), torch.enable_grad():
-        for step in range(steps):
-            dy, dx = shifts[step]
-            obj = forward(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if jitter else x)
+    with inference_mode(model, requires_grad=False), torch.enable_grad():
+        for step, (dy, dx) in enumerate(shifts):
+            obj = forward(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) if dy or dx else x)
             history[step] = obj.detach().float().cpu()
             opt.zero_grad(set_to_none=True)
             (-obj.sum()).backward()
             opt.step()
-            with torch.no_grad():
-                if blur:
-                    x.copy_(_gaussian_blur(x, blur))
-                if decay:
-                    x.sub_(low).mul_(1 - decay).add_(low)
-                if value_range is not None:
-                    x.clamp_(value_range[0], value_range[1])
+            keep(x)
         with torch.no_grad():
             final = forward(x).float().cpu()
-    return Maximized(layer=name, channels=chans, images=x.detach().to("cpu", torch.float32),
-                     scores=final, history=history)
+    return history, final
 
 
 # --------------------------------------------------------------------------- attribution
@@ -814,10 +567,9 @@ def saliency(
         raise ValueError(f"smoothgrad must be 0 (off) or a number of samples, got {smoothgrad!r}.")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}.")
-    batch, single = _as_batch(x)
-    device, dtype = _device_dtype(model)
-    batch = batch.to(device=device, dtype=dtype)
-    with _inference_state(model), torch.enable_grad():
+    batch, single = as_batch(x, model)
+    device, dtype = batch.device, batch.dtype
+    with inference_mode(model, requires_grad=False), torch.enable_grad():
         if smoothgrad == 0:
             grad, _ = _input_gradient(model, batch, target)
             return _finish(grad.abs().amax(dim=1), single)
@@ -841,13 +593,13 @@ def grad_cam(
     layer: str,
     target: int | Sequence[int] | torch.Tensor | None = None,
     *,
-    upsample: str = "bilinear",
+    upsample: str | None = "rf",
 ) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al., 2017): the class-relevant regions of a layer's maps.
 
     Each channel of ``layer`` is weighted by the mean gradient of the class score
     over its map; the weighted sum of the maps, after a ReLU, is the coarse
-    Grad-CAM map, which is resized to the input.
+    Grad-CAM map, which is then drawn over the input.
 
     Parameters
     ----------
@@ -855,20 +607,35 @@ def grad_cam(
     layer : a layer with maps ``(N, C, h, w)``, usually the last convolutional
         stage (``"conv2"`` or ``"relu2"`` for the SimpleCNN, ``"layer4"`` for a ResNet).
     target : an int, one per image, or None for the predicted class.
-    upsample : ``"bilinear"`` (smooth) or ``"nearest"`` (shows the layer's grid).
+    upsample : how the coarse ``(h, w)`` map reaches the input's ``(H, W)``:
+
+        - ``"rf"`` (default): each unit at the centre of its receptive field,
+          bilinear between neighbouring centres, the edge value held beyond the
+          outermost ones (:func:`featviz.place_by_receptive_field`). Where the
+          layer's geometry cannot be traced (a functional pooling call, an
+          interpolation), a warning says so and the map is stretched as with
+          ``"bilinear"``; call ``place_by_receptive_field`` on the coarse map
+          to get an error instead.
+        - ``"bilinear"`` / ``"nearest"``: the map stretched edge to edge over the
+          image, as an image resize does (``"nearest"`` shows the layer's grid).
+        - None: the coarse map itself, ``(N, h, w)``.
 
     Returns
     -------
-    ``(N, H, W)`` (or ``(H, W)``), non-negative, float32 on the CPU. Values are
-    not normalised, so maps of different images can be compared.
+    ``(N, H, W)`` (or ``(H, W)``; ``(N, h, w)`` for ``upsample=None``),
+    non-negative, float32 on the CPU. Values are not normalised, so maps of
+    different images can be compared.
+
+    >>> cam = grad_cam(model, images, "relu2")                   # (10, 28, 28), placed
+    >>> coarse = grad_cam(model, images, "relu2", upsample=None)   # (10, 8, 8)
     """
-    if upsample not in ("bilinear", "nearest"):
-        raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {upsample!r}.")
+    if upsample not in ("rf", "bilinear", "nearest", None):
+        raise ValueError(
+            f"upsample must be 'rf', 'bilinear', 'nearest' or None, got {upsample!r}.")
     name, _ = _one_layer(model, layer)
-    batch, single = _as_batch(x)
-    device, dtype = _device_dtype(model)
-    xg = batch.to(device=device, dtype=dtype).detach().clone().requires_grad_(True)
-    with _inference_state(model), torch.enable_grad():
+    batch, single = as_batch(x, model)
+    xg = batch.detach().clone().requires_grad_(True)
+    with inference_mode(model, requires_grad=False), torch.enable_grad():
         with hooks.capture(model, [name], to_cpu=False, grad=True) as acts:
             logits = _logits(model, xg)
             t = _targets(target, logits)
@@ -879,10 +646,26 @@ def grad_cam(
             f"grad_cam needs a layer with maps (N, C, H, W); {name!r} gives "
             f"{tuple(maps.shape)}. Pick a convolutional layer such as 'conv2'.")
     weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * maps).sum(dim=1, keepdim=True))
+    cam = F.relu((weights * maps).sum(dim=1)).float()
+    if upsample is not None:
+        cam = _to_input(cam, model, name, tuple(batch.shape[1:]), upsample)
+    return _finish(cam, single)
+
+
+def _to_input(cam: torch.Tensor, model: nn.Module, name: str, size: tuple[int, ...],
+              upsample: str) -> torch.Tensor:
+    """A coarse ``(N, h, w)`` map brought to the input's ``(H, W)`` (see grad_cam)."""
+    if upsample == "rf":
+        try:
+            return place_by_receptive_field(cam, receptive_field(model, name, size))
+        except ValueError as exc:
+            warnings.warn(
+                f"grad_cam: cannot place {name!r} by receptive field, so its map is "
+                f"stretched over the image instead ({exc}) Pass upsample='bilinear' "
+                f"to choose this explicitly.", stacklevel=3)
+            upsample = "bilinear"
     kwargs = {"align_corners": False} if upsample == "bilinear" else {}
-    cam = F.interpolate(cam.float(), size=tuple(batch.shape[-2:]), mode=upsample, **kwargs)
-    return _finish(cam[:, 0], single)
+    return F.interpolate(cam[:, None], size=size[-2:], mode=upsample, **kwargs)[:, 0]
 
 
 def occlusion(
@@ -920,12 +703,12 @@ def occlusion(
     sh, sw = _pair(stride, "stride")
     if min(wh, ww, sh, sw) < 1:
         raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}.")
-    batch, single = _as_batch(x)
+    batch, single = as_batch(x, model)
     n, c, h, w = batch.shape
     if wh > h or ww > w:
         raise ValueError(f"window {(wh, ww)} is larger than the {h}x{w} image.")
-    device, dtype = _device_dtype(model)
-    batch = batch.to(device=device, dtype=dtype).detach()
+    device, dtype = batch.device, batch.dtype
+    batch = batch.detach()
 
     def starts(size: int, win: int, step: int) -> list[int]:
         s = list(range(0, size - win + 1, step))
@@ -938,7 +721,7 @@ def occlusion(
     count = masks[:, 0].sum(dim=0)  # >= 1 everywhere
 
     out = torch.zeros(n, h, w, device=device, dtype=torch.float32)
-    with _inference_state(model), torch.no_grad():
+    with inference_mode(model, requires_grad=False), torch.no_grad():
         logits = _logits(model, batch)
         t = _targets(target, logits)
         base_scores = logits.gather(1, t[:, None])[:, 0].float()

@@ -15,13 +15,22 @@ Colour conventions, shared by every figure and by the widgets:
 * a channel that is zero everywhere is *dead*: its panel is grey and hatched,
   never stretched to look active.
 
+The colour maps, their limits and the grid layout come from
+:mod:`featviz._style`, which the widgets use too.
+
+Images are model inputs, usually normalised. Pass the normalisation to show
+true pixels: ``mean=`` and ``std=`` as given to ``transforms.Normalize`` (for
+the course's MNIST, ``featviz.MNIST_MEAN`` and ``featviz.MNIST_STD``), or a
+``denormalize=`` function such as ``featviz.mnist_denormalize``. Without them,
+images with values in [0, 1] are shown as they are, and others are rescaled to
+[0, 1] over the batch shown.
+
 Every panel's ``Axes`` carries a label (``ax.get_label()``) saying what it
 shows: ``"channel 7"``, ``"filter 3"``, ``"image 12"``, ``"input"``,
 ``"overlay Grad-CAM"`` or ``"colorbar"``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,21 +42,18 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import nn
 
+from ._style import (IMAGE_CMAP, POSITIVE_CMAP, SIGNED_CMAP, color_scale, fmt, grid_shape,
+                     limits, positive_int)
+from ._torch import to_numpy
+
 __all__ = [
     "plot_feature_maps",
     "plot_filters",
     "plot_images",
     "plot_overlay",
     "plot_comparison",
-    "grid_shape",
-    "choose_cmap",
-    "SIGNED_CMAP",
-    "POSITIVE_CMAP",
 ]
 
-SIGNED_CMAP = "RdBu_r"
-POSITIVE_CMAP = "magma"
-IMAGE_CMAP = "gray"
 WRONG_COLOR = "#c62828"
 TEXT_COLOR = "#222222"
 MUTED_COLOR = "#666666"
@@ -55,113 +61,12 @@ DEAD_FACE = "#ececec"
 DEAD_HATCH = "#bdbdbd"
 FRAME_COLOR = "#9e9e9e"
 
-# A value counts as negative only when it is clearly below zero: float noise of
-# -1e-9 in a non-negative map must not switch it to the diverging scale.
-_SIGN_TOLERANCE = 1e-6
-
 Array = Any  # torch.Tensor | np.ndarray | nested sequence of numbers
-Denormalize = Callable[[torch.Tensor], torch.Tensor] | bool | None
+Denormalize = Callable[[torch.Tensor], torch.Tensor] | None
+Stats = float | Sequence[float] | None  # a normalisation's mean or std, per channel
 
 
 # --------------------------------------------------------------------------- helpers
-
-def grid_shape(n: int, ncols: int | None = None, aspect: float = 2.0) -> tuple[int, int]:
-    """Rows and columns for ``n`` panels: a grid that fits the count.
-
-    Prefers grids with no empty slot whose width/height ratio is near
-    ``aspect``; a partly filled last row is accepted only when it clearly
-    beats the full grids (7 -> 2x4).
-
-    >>> [grid_shape(n) for n in (1, 7, 16, 32, 512)]
-    [(1, 1), (2, 4), (4, 4), (4, 8), (16, 32)]
-    >>> grid_shape(16, ncols=8)
-    (2, 8)
-    """
-    n = _positive_int(n, "n")
-    if ncols is not None:
-        cols = min(_positive_int(ncols, "ncols"), n)
-        return math.ceil(n / cols), cols
-    if aspect <= 0:
-        raise ValueError(f"aspect must be positive, got {aspect}")
-    best: tuple[float, int, int] | None = None
-    for cols in range(1, n + 1):
-        rows = math.ceil(n / cols)
-        spare = rows * cols - n
-        cost = abs(math.log2(cols / rows / aspect))
-        if spare:
-            cost += 1.0 + spare / cols
-        # ties go to the squarer grid (fewer columns), hence cols in the key
-        key = (round(cost, 9), cols, rows)
-        if best is None or key < best:
-            best = key
-    assert best is not None
-    return best[2], best[1]
-
-
-def choose_cmap(values: Array) -> tuple[str, float, float]:
-    """The colour map and limits for showing ``values`` honestly.
-
-    Returns ``(cmap_name, vmin, vmax)``: :data:`SIGNED_CMAP` with symmetric
-    limits ``(-m, m)`` when any value is negative (so zero is the middle
-    colour), else :data:`POSITIVE_CMAP` with ``(0, max)``. All-zero or empty
-    input gives ``(POSITIVE_CMAP, 0.0, 1.0)``. NaNs are ignored.
-
-    >>> choose_cmap(torch.tensor([-2.0, 0.5]))
-    ('RdBu_r', -2.0, 2.0)
-    >>> choose_cmap(np.array([0.0, 3.0]))
-    ('magma', 0.0, 3.0)
-    """
-    arr = _to_numpy(values, "values")
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
-        return POSITIVE_CMAP, 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
-    scale = max(abs(lo), abs(hi))
-    if scale == 0.0:
-        return POSITIVE_CMAP, 0.0, 1.0
-    if lo < -_SIGN_TOLERANCE * scale:
-        return SIGNED_CMAP, -scale, scale
-    return POSITIVE_CMAP, 0.0, hi
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _to_numpy(x: Any, what: str) -> np.ndarray:
-    """Any tensor (any device, with or without grad) or array -> float32 numpy."""
-    if isinstance(x, torch.Tensor):
-        # detach and move before numpy: a CUDA tensor or one that requires grad
-        # cannot be turned into an array directly
-        return x.detach().cpu().float().numpy()
-    if isinstance(x, Mapping):
-        keys = list(x)[:6]
-        raise TypeError(
-            f"{what} is a dict-like object with keys {keys}; pick one entry, e.g. "
-            f"{what}[{keys[0]!r}]" if keys else f"{what} is an empty dict-like object"
-        )
-    if isinstance(x, (nn.Module, Figure)) or x is None:
-        raise TypeError(
-            f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__}"
-        )
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # ragged lists and odd objects
-        raise TypeError(
-            f"{what} must be a torch.Tensor or numpy array, got {type(x).__name__} "
-            f"({exc})"
-        ) from exc
-    if arr.dtype == bool:
-        arr = arr.astype(np.float32)
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise TypeError(
-            f"{what} must hold real numbers, got an array of dtype {arr.dtype} from "
-            f"{type(x).__name__}"
-        )
-    return arr.astype(np.float32, copy=False)
-
 
 def _pick(arr: np.ndarray, index: int | None, what: str) -> tuple[np.ndarray, str]:
     """(N, ...) -> one item; returns the item and a note like 'image 3 of 10'."""
@@ -179,7 +84,7 @@ def _pick(arr: np.ndarray, index: int | None, what: str) -> tuple[np.ndarray, st
 
 def _select_maps(maps: Any, index: int | None, what: str = "maps") -> tuple[np.ndarray, str]:
     """(C, H, W) or (N, C, H, W) + index -> (C, H, W) numpy and a note."""
-    arr = _to_numpy(maps, what)
+    arr = to_numpy(maps, what)
     if arr.ndim == 4:
         return _pick(arr, index, what)
     if arr.ndim == 3:
@@ -201,59 +106,78 @@ def _select_maps(maps: Any, index: int | None, what: str = "maps") -> tuple[np.n
     )
 
 
-def _display_images(batch: np.ndarray, denormalize: Denormalize) -> np.ndarray:
-    """(N, C, H, W) model inputs -> (N, H, W) grey or (N, H, W, 3) RGB in [0, 1].
+@dataclass(frozen=True)
+class _Pixels:
+    """How model inputs become pixels in [0, 1]: the normalisation they went
+    through (``mean``/``std``), a function undoing it, or, with neither, values
+    in [0, 1] as they are and anything else rescaled to [0, 1]."""
 
-    ``denormalize``: a callable taking and returning a tensor (e.g.
-    ``featviz.denormalize``), False to show the values as they are (rescaled to
-    [0, 1] if they leave it), or None to guess: values already in [0, 1] are
-    shown as they are; grey images outside it are taken as MNIST-normalised;
-    anything else is rescaled to [0, 1].
-    """
-    channels = batch.shape[1]
-    if channels not in (1, 3):
-        raise ValueError(
-            f"images must have 1 (grey) or 3 (RGB) channels, got {channels} in shape "
-            f"{tuple(batch.shape)}"
-        )
-    if callable(denormalize):
-        out = _to_numpy(denormalize(torch.from_numpy(np.array(batch))), "denormalize(images)")
-        if out.shape != batch.shape:
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    denormalize: Denormalize = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) model inputs -> (N, H, W) grey or (N, H, W, 3) RGB in [0, 1]."""
+        channels = batch.shape[1]
+        if channels not in (1, 3):
             raise ValueError(
-                f"denormalize changed the images' shape from {tuple(batch.shape)} to "
-                f"{tuple(out.shape)}; it must return images of the same shape"
+                f"images must have 1 (grey) or 3 (RGB) channels, got {channels} in shape "
+                f"{tuple(batch.shape)}"
             )
+        if self.denormalize is not None:
+            out = to_numpy(self.denormalize(torch.from_numpy(np.array(batch))),
+                           "denormalize(images)")
+            if out.shape != batch.shape:
+                raise ValueError(
+                    f"denormalize changed the images' shape from {tuple(batch.shape)} to "
+                    f"{tuple(out.shape)}; it must return images of the same shape"
+                )
+        elif self.mean is not None and self.std is not None:
+            if self.mean.size not in (1, channels) or self.std.size not in (1, channels):
+                raise ValueError(
+                    f"mean has {self.mean.size} and std {self.std.size} values, but the "
+                    f"images have {channels} channel(s); give one value, or one per channel"
+                )
+            out = batch * self.std.reshape(-1, 1, 1) + self.mean.reshape(-1, 1, 1)
+        else:
+            out = batch
+            lo, hi = float(np.nanmin(batch)), float(np.nanmax(batch))
+            if lo < -1e-3 or hi > 1.0 + 1e-3:
+                out = (batch - lo) / (hi - lo) if hi > lo else np.zeros_like(batch)
         out = np.clip(out, 0.0, 1.0)
-    elif denormalize is None or denormalize is False:
-        out = batch
-        lo, hi = float(np.nanmin(batch)), float(np.nanmax(batch))
-        inside = lo >= -1e-3 and hi <= 1.0 + 1e-3
-        if not inside and denormalize is None and channels == 1:
-            from .data import MNIST_MEAN, MNIST_STD  # only here: data imports torchvision
+        return out[:, 0] if channels == 1 else np.moveaxis(out, 1, -1)
 
-            out = batch * MNIST_STD + MNIST_MEAN
-            lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
-            inside = lo >= -1e-2 and hi <= 1.0 + 1e-2
-            if not inside:
-                out = batch
-        if not inside:
-            lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
-            out = (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
-        out = np.clip(out, 0.0, 1.0)
-    else:
-        raise TypeError(
-            f"denormalize must be a callable (e.g. featviz.denormalize), None (guess) or "
-            f"False (show as is), got {denormalize!r}"
+
+def _pixels(mean: Stats, std: Stats, denormalize: Denormalize) -> _Pixels:
+    """Check the ways to turn images into pixels up front, with errors that say how."""
+    if denormalize is not None:
+        if mean is not None or std is not None:
+            raise ValueError("pass either mean= and std= or denormalize=, not both")
+        if not callable(denormalize):
+            raise TypeError(
+                f"denormalize must be a function taking and returning a tensor (e.g. "
+                f"featviz.mnist_denormalize), got {denormalize!r}; or pass mean= and std="
+            )
+        return _Pixels(denormalize=denormalize)
+    if mean is None and std is None:
+        return _Pixels()
+    if mean is None or std is None:
+        raise ValueError(
+            "mean and std go together: pass both, as given to transforms.Normalize(mean, std) "
+            "(for the course's MNIST: mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)"
         )
-    if channels == 1:
-        return out[:, 0]
-    return np.moveaxis(out, 1, -1)
+    m = to_numpy(mean, "mean").reshape(-1)
+    sd = to_numpy(std, "std").reshape(-1)
+    if m.size == 0 or sd.size == 0 or not np.all(sd > 0):
+        raise ValueError(f"std must hold positive numbers (and mean at least one), got "
+                         f"mean={mean!r}, std={std!r}")
+    return _Pixels(m, sd)
 
 
-def _one_image(image: Any, index: int | None, denormalize: Denormalize,
+def _one_image(image: Any, index: int | None, pixels: _Pixels,
                what: str = "image") -> np.ndarray:
     """One image in any common layout -> (H, W) grey or (H, W, 3) RGB in [0, 1]."""
-    arr = _to_numpy(image, what)
+    arr = to_numpy(image, what)
     if arr.ndim == 4:
         if arr.shape[0] > 1 and index is None:
             raise ValueError(
@@ -270,16 +194,16 @@ def _one_image(image: Any, index: int | None, denormalize: Denormalize,
             f"{what} must be one image of shape (1, H, W), (3, H, W) or (H, W) "
             f"(or a batch with index=), got shape {tuple(np.shape(image))}"
         )
-    return _display_images(arr[None], denormalize)[0]
+    return pixels(arr[None])[0]
 
 
-def _input_image(image: Any, index: int | None, denormalize: Denormalize) -> np.ndarray:
+def _input_image(image: Any, index: int | None, pixels: _Pixels) -> np.ndarray:
     """The input shown beside maps: a batch is indexed like the maps (a batch of one
     is taken whole), a single image is used as it is."""
-    arr = _to_numpy(image, "image")
+    arr = to_numpy(image, "image")
     if arr.ndim == 4:
         arr, _ = _pick(arr, 0 if arr.shape[0] == 1 else index, "image")
-    return _one_image(arr, None, denormalize)
+    return _one_image(arr, None, pixels)
 
 
 def _labels_list(values: Any, n: int, what: str) -> list[int] | None:
@@ -303,10 +227,6 @@ def _check_norm(norm: str, allowed: Sequence[str]) -> str:
 
 def _is_dead(m: np.ndarray) -> bool:
     return m.size > 0 and not np.any(m != 0)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.2g}" if abs(v) < 100 else f"{v:.0f}"
 
 
 # --------------------------------------------------------------------------- layout
@@ -491,7 +411,7 @@ def _colorbar(fig: Figure, cax: Any, cmap: str, vmin: float, vmax: float, *,
     cax.tick_params(labelsize=7, length=2, width=0.5, pad=1.5, colors=MUTED_COLOR)
     if orientation == "horizontal":
         cb.set_ticks([vmin, vmax])
-        cb.set_ticklabels([_fmt(vmin), _fmt(vmax)])
+        cb.set_ticklabels([fmt(vmin), fmt(vmax)])
     if label:
         cb.set_label(label, fontsize=8, color=MUTED_COLOR, labelpad=3)
     cax.set_label("colorbar")
@@ -527,34 +447,30 @@ def _map_panels(
     *,
     norm: str,
     cmap: str | None,
+    spec: tuple[str, float, float],
     kind: str = "channel",
     labels: bool = True,
-    shared: tuple[str, float, float] | None = None,
     show_range: bool = False,
 ) -> list[_Panel]:
-    """Panels for ``maps[i]`` (already selected), labelled by ``channels[i]``."""
-    name, vmin, vmax = shared if shared is not None else choose_cmap(maps)
+    """Panels for ``maps[i]`` (already selected), labelled by ``channels[i]``.
+
+    ``spec`` is the shared ``(cmap, vmin, vmax)``; per-map limits keep its centring.
+    """
+    name, vmin, vmax = spec
     signed = vmin < 0
-    cmap_name = cmap or name
+    if norm == "per-map":
+        lows, highs = limits(maps, "per-map", cmap=SIGNED_CMAP if signed else POSITIVE_CMAP)
+    else:
+        lows, highs = np.full(len(maps), vmin), np.full(len(maps), vmax)
     panels = []
-    for m, ch in zip(maps, channels):
+    for m, ch, lo, hi in zip(maps, channels, lows.tolist(), highs.tolist()):
         p = _Panel(axes_label=f"{kind} {ch}", label=str(ch) if labels else "")
         if _is_dead(m):
             p.dead = True
         else:
-            p.data, p.cmap = m, cmap_name
-            if norm == "per-map":
-                finite = m[np.isfinite(m)]
-                top = float(np.abs(finite).max()) if finite.size else 1.0
-                top = top if top > 0 else 1.0
-                if signed:
-                    p.vmin, p.vmax = -top, top
-                else:
-                    p.vmin, p.vmax = 0.0, float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-                if show_range and labels:
-                    p.label = f"{ch}  " + (f"±{_fmt(top)}" if signed else f"≤{_fmt(p.vmax)}")
-            else:
-                p.vmin, p.vmax = vmin, vmax
+            p.data, p.cmap, p.vmin, p.vmax = m, cmap or name, lo, hi
+            if norm == "per-map" and show_range and labels:
+                p.label = f"{ch}  " + (f"±{fmt(hi)}" if signed else f"≤{fmt(hi)}")
         panels.append(p)
     return panels
 
@@ -572,6 +488,8 @@ def plot_feature_maps(
     channels: Sequence[int] | None = None,
     ncols: int | None = None,
     title: str | None = None,
+    mean: Stats = None,
+    std: Stats = None,
     denormalize: Denormalize = None,
     max_channels: int = 1024,
 ) -> Figure:
@@ -595,7 +513,7 @@ def plot_feature_maps(
     ncols : number of columns; default from :func:`grid_shape`.
     title : figure title; a grey line under it always says what is shown
         (counts, size, scale, dead channels).
-    denormalize : how to turn ``image`` into pixels (see ``plot_images``).
+    mean, std, denormalize : how to turn ``image`` into pixels (see :func:`plot_images`).
     max_channels : above this many channels only the ``max_channels`` most active
         are drawn (the subtitle says so), since thousands of panels help no one.
 
@@ -609,6 +527,7 @@ def plot_feature_maps(
     >>> fig = plot_feature_maps(acts["conv1"], index=3, image=images)
     """
     norm = _check_norm(norm, ("shared", "per-map"))
+    pixels = _pixels(mean, std, denormalize)
     arr, note = _select_maps(maps, index)
     num, height, width = arr.shape
     if num == 0:
@@ -631,7 +550,7 @@ def plot_feature_maps(
         if k is None and num > max_channels:
             k = max_channels
         if k is not None:
-            k = min(_positive_int(k, "top_k"), num)
+            k = min(positive_int(k, "top_k"), num)
             means = np.nan_to_num(arr.reshape(num, -1).mean(axis=1), nan=-np.inf)
             order = [int(i) for i in np.argsort(-means, kind="stable")[:k]]
             how = f"top {k} of {num} channels by mean activation"
@@ -639,9 +558,9 @@ def plot_feature_maps(
     rows, cols = grid_shape(len(order), ncols)
     panel = _panel_size(cols)
     labels = len(order) <= 128 or panel >= 0.45
-    spec = choose_cmap(shown)
+    spec = color_scale(shown)
     panels = _map_panels(shown, order, norm=norm, cmap=cmap, labels=labels,
-                         shared=spec, show_range=panel >= 0.75)
+                         spec=spec, show_range=panel >= 0.75)
     dead = sum(p.dead for p in panels)
 
     bits = [how or (f"{num} channels" if num > 1 else "1 channel"), f"{height}×{width} each"]
@@ -657,7 +576,7 @@ def plot_feature_maps(
         colorbar = (cmap or spec[0], spec[1], spec[2], "activation")
     block = _Block(panels, rows, cols, colorbar=colorbar, aspect=_aspect(height, width),
                    labels=labels, label_size=_label_size(panel))
-    shown_image = None if image is None else _input_image(image, index, denormalize)
+    shown_image = None if image is None else _input_image(image, index, pixels)
     return _compose([block], panel=panel,
                     title="Feature maps" if title is None else title,
                     subtitle=" · ".join(bits), image=shown_image)
@@ -707,7 +626,7 @@ def plot_filters(
         if not isinstance(w, torch.Tensor):
             raise TypeError(f"{name} has no weight tensor to plot; pass a conv layer such as model.conv1")
         weight = w
-    arr = _to_numpy(weight, "weight")
+    arr = to_numpy(weight, "weight")
     if arr.ndim != 4:
         hint = (" This looks like a Linear layer's (out, in) weight, which has no kernels to draw."
                 if arr.ndim == 2 else "")
@@ -749,11 +668,11 @@ def plot_filters(
                 p.data = np.moveaxis(k / (2 * top) + 0.5, 0, -1)
             panels.append(p)
     else:
-        top = float(np.abs(kernels[np.isfinite(kernels)]).max()) if np.isfinite(kernels).any() else 0.0
-        spec = (cmap or SIGNED_CMAP, -top if top > 0 else -1.0, top if top > 0 else 1.0)
         # weights are signed by nature: always the diverging scale, even if all happen to be >= 0
-        panels = _map_panels(kernels, range(n_out), norm=norm, cmap=cmap or SIGNED_CMAP,
-                             kind="filter", labels=labels, shared=spec, show_range=False)
+        _, lo, hi = color_scale(kernels, SIGNED_CMAP)
+        spec = (cmap or SIGNED_CMAP, lo, hi)
+        panels = _map_panels(kernels, range(n_out), norm=norm, cmap=spec[0],
+                             kind="filter", labels=labels, spec=spec)
         if norm == "shared":
             colorbar = (spec[0], spec[1], spec[2], "weight")
     dead = sum(p.dead for p in panels)
@@ -777,6 +696,8 @@ def plot_images(
     ncols: int | None = None,
     title: str | None = None,
     class_names: Sequence[str] | None = None,
+    mean: Stats = None,
+    std: Stats = None,
     denormalize: Denormalize = None,
     max_images: int = 100,
 ) -> Figure:
@@ -789,17 +710,21 @@ def plot_images(
     predictions : N predicted labels; wrong ones are written in red as
         ``"pred 5 (true 3)"``.
     class_names : names for the label numbers (default: the numbers).
-    denormalize : a callable taking and returning a tensor (``featviz.denormalize``,
-        an inverse ``transforms.Normalize``) for exact pixels; None guesses
-        (values in [0, 1] as they are, grey images outside it as MNIST-normalised,
-        anything else rescaled to [0, 1]); False rescales without guessing.
+    mean, std : the normalisation the images went through, as given to
+        ``transforms.Normalize(mean, std)`` (one value, or one per channel):
+        undone for exact pixels. For the course's MNIST: ``featviz.MNIST_MEAN``
+        and ``featviz.MNIST_STD``.
+    denormalize : or a function taking and returning a tensor that undoes it
+        (``featviz.mnist_denormalize``). With none of these, images in [0, 1]
+        are shown as they are and others are rescaled to [0, 1] over the batch.
     max_images : at most this many are drawn (the first ones); the subtitle says so.
 
     >>> images, labels = featviz.digit_examples()
     >>> pred, _ = featviz.predict(model, images)
     >>> fig = plot_images(images, labels, pred)
     """
-    arr = _to_numpy(images, "images")
+    pixels = _pixels(mean, std, denormalize)
+    arr = to_numpy(images, "images")
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim == 3:
@@ -814,8 +739,8 @@ def plot_images(
         raise ValueError("images is empty (no images to show)")
     truth = _labels_list(labels, total, "labels")
     pred = _labels_list(predictions, total, "predictions")
-    n = min(total, _positive_int(max_images, "max_images"))
-    shown = _display_images(arr[:n], denormalize)
+    n = min(total, positive_int(max_images, "max_images"))
+    shown = pixels(arr[:n])
 
     def name(v: int) -> str:
         return str(class_names[v]) if class_names is not None else str(v)
@@ -849,7 +774,7 @@ def plot_images(
 
 def _heatmap(h: Any, size: tuple[int, int], index: int | None, what: str) -> np.ndarray:
     """A heat map in (h, w), (1, h, w) or (1, 1, h, w) -> (H, W) at the image's size."""
-    arr = _to_numpy(h, what)
+    arr = to_numpy(h, what)
     if arr.ndim == 4:
         if arr.shape[0] > 1 and index is None:
             raise ValueError(f"{what} is a batch {tuple(arr.shape)}; pass index= to choose one")
@@ -880,6 +805,8 @@ def plot_overlay(
     alpha: float = 0.85,
     cmap: str | None = None,
     title: str | None = None,
+    mean: Stats = None,
+    std: Stats = None,
     denormalize: Denormalize = None,
     colorbar: bool = True,
     ncols: int | None = None,
@@ -895,14 +822,14 @@ def plot_overlay(
     alpha : opacity of the strongest values; weak values fade out so the image
         shows through where the map says little.
     cmap : default from :func:`choose_cmap` per map (diverging for signed maps).
-    denormalize : how to turn ``image`` into pixels; see :func:`plot_images`.
+    mean, std, denormalize : how to turn ``image`` into pixels; see :func:`plot_images`.
     colorbar : a small colour bar under each overlay.
 
     >>> fig = plot_overlay(image, {"saliency": sal, "Grad-CAM": cam})
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
-    base = _one_image(image, index, denormalize)
+    base = _one_image(image, index, _pixels(mean, std, denormalize))
     size = tuple(base.shape[:2])
     items = heatmap.items() if isinstance(heatmap, Mapping) else [("", heatmap)]
     panels = [_Panel(axes_label="input", label="input", data=base, cmap=IMAGE_CMAP,
@@ -915,7 +842,7 @@ def plot_overlay(
     for name, h in items:
         what = f"heatmap[{name!r}]" if name else "heatmap"
         arr = _heatmap(h, size, index, what)
-        cname, vmin, vmax = choose_cmap(arr)
+        cname, vmin, vmax = color_scale(arr)
         cname = cmap or cname
         strength = np.nan_to_num(np.abs(arr) / max(abs(vmin), abs(vmax)), nan=0.0)
         rgba = colormaps[cname](Normalize(vmin=vmin, vmax=vmax)(arr))
@@ -945,6 +872,8 @@ def plot_comparison(
     channels: Sequence[int] | None = None,
     ncols: int | None = None,
     title: str | None = None,
+    mean: Stats = None,
+    std: Stats = None,
     denormalize: Denormalize = None,
 ) -> Figure:
     """Several sets of maps side by side, one titled row (block) per entry.
@@ -961,11 +890,13 @@ def plot_comparison(
     channels : show only these channel numbers in every entry.
     ncols : panels per row (default: all channels in one row, up to 16).
     image : the input image, shown on the left.
+    mean, std, denormalize : how to turn ``image`` into pixels; see :func:`plot_images`.
 
     >>> fig = plot_comparison({"conv1": acts["conv1"], "relu1": acts["relu1"],
     ...                        "pool1": acts["pool1"]}, index=0, image=images)
     """
     norm = _check_norm(norm, ("row", "shared", "per-map"))
+    pixels = _pixels(mean, std, denormalize)
     if not isinstance(entries, Mapping) or not entries:
         raise TypeError(
             f"entries must be a non-empty dict {{title: maps}}, got {type(entries).__name__}"
@@ -990,17 +921,17 @@ def plot_comparison(
     panel = _panel_size(min(cols_default, max_count), limit=1.1)
     shared_spec = None
     if norm == "shared":
-        shared_spec = choose_cmap(np.concatenate([a.reshape(-1) for _, a, _, _ in selected]))
+        shared_spec = color_scale(np.concatenate([a.reshape(-1) for _, a, _, _ in selected]))
     same_channels = len(counts) == 1 and len({tuple(o) for _, _, o, _ in selected}) == 1
     blocks = []
     dead_total = 0
     for bi, (name, arr, order, _) in enumerate(selected):
         rows, cols = grid_shape(len(order), min(cols_default, len(order)))
-        spec = shared_spec or choose_cmap(arr)
+        spec = shared_spec or color_scale(arr)
         # with the same channels in every row, numbering the first row is enough
         labels = (bi == 0 or not same_channels) and (len(order) <= 128 or panel >= 0.45)
         panels = _map_panels(arr, order, norm="per-map" if norm == "per-map" else "shared",
-                             cmap=cmap, labels=labels, shared=spec)
+                             cmap=cmap, labels=labels, spec=spec)
         dead = sum(p.dead for p in panels)
         dead_total += dead
         colorbar = None if norm == "per-map" else (cmap or spec[0], spec[1], spec[2], "value")
@@ -1018,6 +949,6 @@ def plot_comparison(
         bits.append("dead = zero everywhere")
     if selected[0][3]:
         bits.append(selected[0][3])
-    shown_image = None if image is None else _input_image(image, index, denormalize)
+    shown_image = None if image is None else _input_image(image, index, pixels)
     return _compose(blocks, panel=panel, title="" if title is None else title,
                     subtitle=" · ".join(bits), image=shown_image, shared_colorbar=shared_bar)

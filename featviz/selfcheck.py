@@ -16,11 +16,9 @@ is reported as a failed check.
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import importlib.metadata
 import importlib.util
-import io
 import os
 import platform
 import re
@@ -31,6 +29,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
+
+from ._assets import pretty_path
 
 __all__ = ["Check", "Report", "doctor"]
 
@@ -299,19 +299,8 @@ def _older(version: str, minimum: str) -> bool:
     return parts(version) < parts(minimum)
 
 
-def _p(path: str | os.PathLike) -> str:
-    """A path as a person would type it: the home folder as ``~``."""
-    text = str(path)
-    if " " in text:     # a quoted ~ would not expand: keep such paths whole
-        return text
-    try:
-        return "~/" + Path(path).relative_to(Path.home()).as_posix()
-    except (ValueError, RuntimeError):
-        return text
-
-
 def _pip(*packages: str, python: str | os.PathLike | None = None) -> str:
-    exe = _p(python) if python else "python"
+    exe = pretty_path(python) if python else "python"
     if exe != "python" and " " in exe:
         exe = shlex.quote(exe)
     return f"`{exe} -m pip install {' '.join(packages)}`"
@@ -325,7 +314,7 @@ def _python_version() -> tuple[int, int, int]:
 
 def _check_python() -> Check:
     v = _python_version()
-    detail = f"{'.'.join(map(str, v))} ({_p(sys.executable)})"
+    detail = f"{'.'.join(map(str, v))} ({pretty_path(sys.executable)})"
     if v < (3, 10):
         return Check("python", FAIL, detail,
                      "featviz needs Python 3.10 or newer: create the environment with a newer "
@@ -337,7 +326,7 @@ def _check_featviz() -> Check:
     from . import __version__
 
     where = Path(__file__).resolve().parent
-    return Check("featviz", OK, f"{__version__} ({_p(where)})")
+    return Check("featviz", OK, f"{__version__} ({pretty_path(where)})")
 
 
 def _check_package(dist: str, why: str) -> Check:
@@ -363,7 +352,7 @@ def _check_jupyterlab() -> Check:
     if version is None:
         if server is not None and server.prefix is not None and not _same_env(server.prefix):
             return Check("jupyterlab", OK,
-                         f"not in this kernel's environment; the Jupyter server runs from {_p(server.prefix)}")
+                         f"not in this kernel's environment; the Jupyter server runs from {pretty_path(server.prefix)}")
         return Check("jupyterlab", WARN, "not installed in this environment",
                      f"to open the course: {_pip('jupyterlab', python=sys.executable)} "
                      "(or run `./course lab`, which sets everything up).")
@@ -402,21 +391,21 @@ def _check_widgets() -> Check:
         # frontend must be in the server's (or in a shared user/system folder)
         shared = [p for p in _labextension_paths() if not _is_under(p, Path(sys.prefix))]
         found = _manager_in([server.prefix / "share" / "jupyter" / "labextensions", *shared])
-        where = f"the Jupyter server runs from {_p(server.prefix)}, this kernel from {_p(sys.prefix)}"
+        where = f"the Jupyter server runs from {pretty_path(server.prefix)}, this kernel from {pretty_path(sys.prefix)}"
         if found is None:
             return Check(name, FAIL,
                          f"ipywidgets {ipyw} is here, but {where}, and the widget frontend "
                          f"(jupyterlab_widgets) is not installed there: {symptom}.",
                          f"install the frontend where the server runs: "
                          f"{_pip('jupyterlab_widgets', python=server.python)}, then restart JupyterLab "
-                         f"(or start JupyterLab from this environment: `{_p(Path(sys.executable).parent / 'jupyter')} lab`).")
+                         f"(or start JupyterLab from this environment: `{pretty_path(Path(sys.executable).parent / 'jupyter')} lab`).")
         return Check(name, OK, f"ipywidgets {ipyw} in this kernel; the widget frontend is installed "
-                     f"where the server runs ({_p(found)}); {where}.")
+                     f"where the server runs ({pretty_path(found)}); {where}.")
 
     if not here_ok or manager is None:
         missing = "jupyterlab_widgets is not installed" if not here_ok else \
             "the JupyterLab extension @jupyter-widgets/jupyterlab-manager is not in any of " \
-            + ", ".join(_p(p) for p in _labextension_paths())
+            + ", ".join(pretty_path(p) for p in _labextension_paths())
         return Check(name, FAIL, f"ipywidgets {ipyw}, but {missing}: {symptom}.",
                      f"{_pip('jupyterlab_widgets', python=sys.executable)} in the environment that "
                      "runs JupyterLab, then restart JupyterLab (a browser reload is not enough).")
@@ -431,7 +420,30 @@ def _check_widgets() -> Check:
     else:
         context = "the Jupyter server that started this kernel runs from this environment too"
     return Check(name, OK, f"ipywidgets {ipyw}, jupyterlab_widgets {frontend}, extension at "
-                 f"{_p(manager)}; {context}.")
+                 f"{pretty_path(manager)}; {context}.")
+
+
+def _check_anywidget() -> Check:
+    """Is anywidget's frontend (it draws the explorer and the sketchpad) where the server runs?"""
+    version = _version("anywidget")
+    symptom = "the explorer's and the sketchpad's pictures would not appear (an empty box or an error)"
+    if version is None:
+        return Check("anywidget", FAIL, f"anywidget is not installed in this kernel's environment: "
+                     f"{symptom}.", f"{_pip('anywidget', python=sys.executable)}, then restart JupyterLab.")
+    server = _kernel_server() if _in_kernel() else None
+    folders, python = _labextension_paths(), sys.executable
+    if server is not None and server.prefix is not None and not _same_env(server.prefix):
+        shared = [p for p in folders if not _is_under(p, Path(sys.prefix))]
+        folders = [server.prefix / "share" / "jupyter" / "labextensions", *shared]
+        python = server.python or python
+    found = next((f / "anywidget" for f in folders if (f / "anywidget" / "package.json").is_file()), None)
+    if found is None:
+        return Check("anywidget", FAIL,
+                     f"anywidget {version} is here, but its JupyterLab extension is not in any of "
+                     f"{', '.join(pretty_path(f) for f in folders)}: {symptom}.",
+                     f"{_pip('anywidget', python=python)} in the environment that runs JupyterLab, "
+                     "then restart JupyterLab (a browser reload is not enough).")
+    return Check("anywidget", OK, f"anywidget {version}, extension at {pretty_path(found)}.")
 
 
 def _is_under(path: Path, root: Path) -> bool:
@@ -467,24 +479,11 @@ def _data_source():
     """Which MNIST the lessons get, without printing and without downloading."""
     from . import data
 
-    root = data.data_root()
-    try:
-        key = (str(root.resolve()), True)
-    except OSError:
-        key = (str(root), True)
-    known = data._resolved.get(key)
-    if known is not None and (known.kind == "full" or not data.has_full_mnist(root)):
+    known = data.remembered_source()
+    if known is not None:
         return known, True
-    # data_source announces the sample once per session; keep that line for the
-    # learner's first load_mnist() rather than spend it here
-    announced = set(data._announced)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            source = data.data_source(download=False)
-    finally:
-        data._announced.clear()
-        data._announced.update(announced)
-    return source, False
+    # quiet: the line about the sample is kept for the learner's first load_mnist()
+    return data.data_source(download=False, quiet=True), False
 
 
 def _check_data() -> Check:
@@ -503,22 +502,22 @@ def _check_data() -> Check:
     if not source.is_sample:
         return Check("data", OK, source.describe())
     raw = source.root / "MNIST" / "raw"
-    if data._offline():
+    if data.offline():
         why = "FEATVIZ_OFFLINE is set, so featviz does not try to download"
         how = "unset FEATVIZ_OFFLINE and run `featviz.load_mnist()` with internet access"
     elif tried:
         why = source.reason or "the download did not work"
         how = "run `featviz.load_mnist()` again with internet access"
     else:
-        why = f"no full MNIST under {_p(source.root)} yet; the first `featviz.load_mnist()` tries to " \
+        why = f"no full MNIST under {pretty_path(source.root)} yet; the first `featviz.load_mnist()` tries to " \
               f"download it (20 s at most)"
         how = "run `featviz.load_mnist()` with internet access"
     return Check(
         "data", WARN,
         f"the bundled MNIST sample (10,000 training / 10,000 test images): {why}. "
         "Every lesson works with it; training and accuracies use fewer images",
-        f"for the full 70,000 images, {how} (about 12 MB, once, into {_p(raw)}), or copy the four "
-        f"MNIST raw files into {_p(raw)}, or point FEATVIZ_DATA_ROOT at a folder that holds MNIST/raw.",
+        f"for the full 70,000 images, {how} (about 12 MB, once, into {pretty_path(raw)}), or copy the four "
+        f"MNIST raw files into {pretty_path(raw)}, or point FEATVIZ_DATA_ROOT at a folder that holds MNIST/raw.",
     )
 
 
@@ -533,7 +532,7 @@ def _check_checkpoints() -> Check:
         model = models.pretrained()
     except (OSError, ValueError, KeyError) as exc:
         return Check("checkpoints", FAIL, f"the pretrained SimpleCNN cannot be used: {exc}",
-                     f"restore the files in {_p(ASSETS)}: `git checkout -- featviz/assets` in the course "
+                     f"restore the files in {pretty_path(ASSETS)}: `git checkout -- featviz/assets` in the course "
                      "folder (or a fresh clone), or reinstall featviz (`pip install -e .` there).")
     acc = (getattr(model, "featviz_meta", {}) or {}).get("test_accuracy")
     acc_text = f", test accuracy {acc:.2%}" if isinstance(acc, (int, float)) else ""
@@ -555,6 +554,7 @@ def _all_checks() -> list[tuple[str, Callable[[], Check]]]:
         ("python", _check_python), ("featviz", _check_featviz)]
     checks += [(dist, lambda d=dist, w=why: _check_package(d, w)) for dist, why in _PACKAGES]
     checks += [("jupyterlab", _check_jupyterlab), ("widgets", _check_widgets),
+               ("anywidget", _check_anywidget),
                ("device", _check_device), ("data", _check_data), ("checkpoints", _check_checkpoints)]
     return checks
 

@@ -1,11 +1,11 @@
 """Training and evaluation: ``fit``, ``evaluate``, ``predict``.
 
 ``fit`` is a plain PyTorch training loop with the chores done: the device is
-picked for you (CUDA, then Apple MPS, then the CPU), a progress bar shows loss
-and accuracy (a widget in Jupyter, text in a terminal), a :class:`History` is
-returned for plotting, snapshots of the weights can be taken along the way,
-and pressing *Interrupt* in Jupyter stops training but keeps the model and the
-history so far.
+picked for you (CUDA, then Apple MPS, then the CPU), progress is shown with the
+running loss and accuracy (a widget in Jupyter, a bar in a terminal, one line
+per epoch in a notebook without widgets), a :class:`History` is returned for
+plotting, snapshots of the weights can be taken along the way, and pressing
+*Interrupt* in Jupyter stops training but keeps the model and the history so far.
 
 Data is either a ``DataLoader`` (or a ``Dataset``) or the tensor fast path,
 ``(images, labels)`` from :func:`featviz.mnist_tensors`: the whole split as two
@@ -23,6 +23,8 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
@@ -32,11 +34,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from ._torch import batches, inference_mode, model_device, run_model, tensor_pair
 from .models import default_device
 
 __all__ = [
     "History", "Snapshots", "SnapshotInfo", "fit", "evaluate", "predict",
-    "confusion_matrix", "random_shift", "model_device",
+    "confusion_matrix", "random_shift",
 ]
 
 #: What ``fit``/``evaluate`` accept as data.
@@ -44,38 +47,6 @@ Data = Union[DataLoader, Dataset, "tuple[torch.Tensor, torch.Tensor]"]
 
 
 # --------------------------------------------------------------------------- data
-
-def _check_tensor_pair(data: Any, who: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if len(data) != 2:
-        raise ValueError(
-            f"{who} expects data as (images, labels), got a {type(data).__name__} of "
-            f"{len(data)} items. Use featviz.mnist_tensors(), which returns that pair."
-        )
-    images, labels = data
-    if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
-        raise TypeError(
-            f"{who} expects (images, labels) as two torch tensors, got "
-            f"({type(images).__name__}, {type(labels).__name__}). Convert with torch.as_tensor()."
-        )
-    if images.dim() < 2:
-        raise ValueError(
-            f"{who}: images should have a batch dimension, e.g. (N, 1, 28, 28); got shape "
-            f"{tuple(images.shape)}."
-        )
-    if labels.dim() != 1 or len(labels) != len(images):
-        raise ValueError(
-            f"{who}: labels should be one class index per image, shape ({len(images)},); got "
-            f"shape {tuple(labels.shape)} for {len(images)} images."
-        )
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise TypeError(
-            f"{who}: labels should be integer class indices, got dtype {labels.dtype}. "
-            f"Convert with labels.long()."
-        )
-    if len(images) == 0:
-        raise ValueError(f"{who}: the data is empty (0 images).")
-    return images, labels
-
 
 def _is_tensor_pair(data: Any) -> bool:
     return isinstance(data, (tuple, list)) and any(isinstance(d, torch.Tensor) for d in data)
@@ -87,6 +58,14 @@ def _is_data(data: Any) -> bool:
         return False
     return (_is_tensor_pair(data) or isinstance(data, (DataLoader, Dataset))
             or (hasattr(data, "__getitem__") and hasattr(data, "__len__")))
+
+
+def _check_data(data: Any, who: str) -> None:
+    """Raise, before any work, for data that is not labelled images fit/evaluate can batch."""
+    if not _is_data(data):
+        raise _describe_bad_data(data, who)
+    if _is_tensor_pair(data):
+        tensor_pair(data, who, classes=True)
 
 
 def _describe_bad_data(data: Any, who: str) -> TypeError:
@@ -124,40 +103,25 @@ def _num_batches(data: Any, batch_size: int, drop_last: bool = False) -> int | N
     return n // batch_size if drop_last else math.ceil(n / batch_size)
 
 
-def _batches(
+def _labelled_batches(
     data: Any,
     batch_size: int,
     device: torch.device,
-    shuffle: bool,
-    generator: torch.Generator | None,
     who: str,
+    *,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels)`` batches on ``device`` from any supported data."""
-    if _is_tensor_pair(data):
-        images, labels = _check_tensor_pair(data, who)
-        n = len(images)
-        order = torch.randperm(n, generator=generator) if shuffle else None
-        for start in range(0, n, batch_size):
-            if order is None:
-                xb, yb = images[start:start + batch_size], labels[start:start + batch_size]
-            else:
-                idx = order[start:start + batch_size]
-                xb, yb = images[idx.to(images.device)], labels[idx.to(labels.device)]
-            yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        return
-    if isinstance(data, DataLoader):
-        loader = data
-    elif _is_data(data):
-        loader = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
-    else:
-        raise _describe_bad_data(data, who)
-    for batch in _collated(loader, who):
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+    """``(images, labels)`` batches on ``device``; batching itself is ``_torch.batches``."""
+    _check_data(data, who)
+    for xb, yb in batches(data, batch_size, shuffle=shuffle, generator=generator, who=who):
+        if yb is None:
             raise ValueError(
-                f"{who}: each batch should be (images, labels), got a {type(batch).__name__}. "
+                f"{who}: each batch should be (images, labels), got images only. "
                 f"Does the dataset return (image, label) pairs?"
             )
-        xb, yb = batch[0], batch[1]
+        if type(xb).__module__ == "numpy":
+            xb, yb = torch.as_tensor(xb), torch.as_tensor(yb)
         if not isinstance(xb, torch.Tensor):
             raise TypeError(
                 f"{who}: the images in each batch should be a tensor, got "
@@ -165,33 +129,6 @@ def _batches(
                 f"featviz.data.default_transform() (ToTensor + Normalize)."
             )
         yield xb.to(device, non_blocking=True), torch.as_tensor(yb).to(device, non_blocking=True)
-
-
-def _collated(loader: DataLoader, who: str) -> Iterator[Any]:
-    it = iter(loader)
-    while True:
-        try:
-            batch = next(it)
-        except StopIteration:
-            return
-        except TypeError as exc:
-            if "collate" not in str(exc):
-                raise
-            raise TypeError(
-                f"{who}: the DataLoader cannot stack the dataset's items into a batch ({exc}). "
-                f"Most often the dataset returns PIL images: give it a transform such as "
-                f"featviz.data.default_transform() (ToTensor + Normalize)."
-            ) from exc
-        yield batch
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter (or buffer); the CPU for a model without any."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -206,30 +143,103 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
         ) from exc
 
 
-def _progress_bar(total: int | None, desc: str, enabled: bool):
-    """A tqdm bar: a widget in Jupyter, text in a terminal, nothing when disabled."""
-    from tqdm.auto import tqdm  # imported here: tqdm.auto looks for ipywidgets
+# --------------------------------------------------------------------------- progress
 
-    kwargs = dict(total=total, desc=desc, disable=not enabled, leave=True, unit="batch",
-                  dynamic_ncols=True)
-    if enabled:
-        try:
-            from tqdm.notebook import tqdm_notebook
-        except ImportError:
-            tqdm_notebook = None
-        if tqdm_notebook is not None and issubclass(tqdm, tqdm_notebook):
-            return _notebook_bar_class(tqdm)(**kwargs)
-    return tqdm(**kwargs)
+def _display_kind() -> str:
+    """How progress can be shown here: ``"widget"`` in a Jupyter kernel with ipywidgets,
+    ``"lines"`` in one without (a text bar's carriage returns would be saved into the
+    notebook as raw text), ``"bar"`` elsewhere (a terminal, a script, a Qt console)."""
+    in_kernel = ("ipykernel.zmqshell" in sys.modules
+                 or "IPython.utils._process_emscripten" in sys.modules)
+    if not in_kernel or any(k == "QT_API" or k.startswith("SPYDER") for k in os.environ):
+        return "bar"
+    try:
+        from tqdm.notebook import IProgress
+    except ImportError:
+        return "lines"
+    return "widget" if IProgress is not None else "lines"
+
+
+class _EpochProgress:
+    """One epoch's progress: a tqdm bar (terminal) or widget (Jupyter) updated as it
+    goes, or a one-line summary printed at the end (a notebook without widgets).
+
+    ``show`` takes the running means; ``summary`` is the clean text a saved notebook
+    keeps, e.g. ``epoch 1/2: 938 batches in 2.6 s; loss 0.3266, accuracy 90.30%``.
+    """
+
+    def __init__(self, total: int | None, desc: str, enabled: bool) -> None:
+        self.desc, self.count, self.closed = desc, 0, False
+        self.stats: dict[str, float] = {}
+        self.start = time.perf_counter()
+        self.kind = _display_kind() if enabled else "off"
+        self.bar = None
+        if self.kind in ("bar", "widget"):
+            from tqdm import std
+
+            base = std.tqdm
+            if self.kind == "widget":
+                from tqdm.notebook import tqdm_notebook
+
+                base = _notebook_bar_class(tqdm_notebook)
+            self.bar = base(total=total, desc=desc, leave=True, unit="batch", dynamic_ncols=True)
+
+    @property
+    def live(self) -> bool:
+        """Whether running values are shown as training goes (worth computing)."""
+        return self.bar is not None
+
+    def advance(self) -> None:
+        self.count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def show(self, loss: float, accuracy: float, val_accuracy: float | None = None) -> None:
+        self.stats.update(loss=loss, accuracy=accuracy)
+        post = {"loss": f"{loss:.4f}", "acc": f"{100 * accuracy:.2f}%"}
+        if val_accuracy is not None:
+            self.stats["val_accuracy"] = val_accuracy
+            post["val_acc"] = f"{100 * val_accuracy:.2f}%"
+        if self.bar is not None:
+            self.bar.set_postfix(refresh=False, **post)
+
+    def summary(self) -> str:
+        s = self.stats
+        text = f"{self.desc}: {self.count} batches in {time.perf_counter() - self.start:.1f} s"
+        if "loss" in s:
+            text += f"; loss {s['loss']:.4f}, accuracy {100 * s['accuracy']:.2f}%"
+        if "val_accuracy" in s:
+            text += f", validation accuracy {100 * s['val_accuracy']:.2f}%"
+        return text
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.bar is not None:
+            self.bar.featviz_summary = self.summary()
+            self.bar.close()
+        elif self.kind == "lines":
+            print(self.summary(), flush=True)
+
+
+def _widget_bundle(widget: Any, text: str | None) -> dict[str, Any] | None:
+    """The widget's display data with ``text`` as its plain-text form, or None."""
+    bundle = getattr(widget, "_repr_mimebundle_", None)
+    data = bundle() if callable(bundle) else None
+    if not text or not isinstance(data, dict) or not any("widget-view" in k for k in data):
+        return None
+    return {**data, "text/plain": text}
 
 
 @functools.lru_cache(maxsize=None)
 def _notebook_bar_class(base: type) -> type:
-    """tqdm's notebook bar, redisplayed when it closes.
+    """tqdm's notebook bar, redisplayed with a clean text form when it closes.
 
     A notebook saved after running keeps, next to the widget, a text version of
     each output for readers without widgets (GitHub, nbviewer). tqdm's widget
-    writes that text once, at 0%; showing the bar again when it closes makes
-    the saved text the final state (100%, loss and accuracy).
+    writes that text once, at 0%; showing the bar again when it closes replaces
+    it with the epoch's one-line summary (batches, time, loss and accuracy).
     """
 
     class NotebookBar(base):  # type: ignore[misc, valid-type]
@@ -246,8 +256,13 @@ def _notebook_bar_class(base: type) -> type:
         def close(self) -> None:
             super().close()
             handle, self._featviz_handle = getattr(self, "_featviz_handle", None), None
-            if handle is not None:
+            if handle is None:
+                return
+            bundle = _widget_bundle(self.container, getattr(self, "featviz_summary", None))
+            if bundle is None:
                 handle.update(self.container)
+            else:
+                handle.update(bundle, raw=True)
 
     return NotebookBar
 
@@ -487,6 +502,172 @@ def _make_schedule(schedule: Any, opt: torch.optim.Optimizer, lr: float, total_s
     return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
 
 
+class _Tally:
+    """Running sums over some steps: loss times batch size, correct predictions, examples.
+
+    The sums stay on the training device, so a step never waits for it; they are
+    read (one synchronisation) only when a window of steps is logged.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = self.steps = 0
+
+    def add(self, loss: torch.Tensor, correct: torch.Tensor, n: int) -> None:
+        self.loss += loss
+        self.correct += correct
+        self.seen += n
+        self.steps += 1
+
+    def absorb(self, other: "_Tally") -> None:
+        """Add ``other``'s sums to these and empty ``other``."""
+        self.loss += other.loss
+        self.correct += other.correct
+        self.seen += other.seen
+        other.loss.zero_()
+        other.correct.zero_()
+        other.seen = other.steps = 0
+
+    def means(self) -> tuple[float, float]:
+        """Mean loss and accuracy over the examples seen (0 when there were none)."""
+        seen = max(self.seen, 1)
+        return float(self.loss) / seen, int(self.correct) / seen
+
+
+class _Loop:
+    """One call of :func:`fit`: the model and optimizer, the step count and the history.
+
+    ``step`` trains on one batch, ``log`` turns a window of ``log_every`` steps
+    into a history point, ``epoch`` is one pass over the data ending with
+    ``end_epoch`` (validation, the epoch record, a snapshot), and ``run`` does the
+    epochs, keeping what was reached when interrupted.
+    """
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, *,
+                 device: torch.device, loss_fn: Callable, augment: Callable | None,
+                 channels_last: bool, per_epoch: int | None, log_every: int,
+                 snapshot: Callable | None, snap_at: set[int]) -> None:
+        self.model, self.opt, self.sched, self.loss_fn = model, opt, sched, loss_fn
+        self.augment, self.channels_last = augment, channels_last
+        self.per_epoch, self.log_every = per_epoch, log_every
+        self.snapshot, self.snap_at = snapshot, snap_at
+        self.history = History(device=str(device))
+        self.steps = 0
+        self.window, self.epoch_sums = _Tally(device), _Tally(device)
+        self.progress: _EpochProgress | None = None
+
+    def take(self, label: str, epoch_pos: float) -> None:
+        """Call the snapshot callback, with the model in eval mode for the call."""
+        if self.snapshot is not None:
+            with inference_mode(self.model):
+                self.snapshot(self.model, SnapshotInfo(label, self.steps, round(epoch_pos, 4)))
+
+    def forward(self, xb: torch.Tensor) -> torch.Tensor:
+        try:
+            return run_model(self.model, xb)
+        except RuntimeError as exc:
+            # a forward that calls x.view() on a convolution's output cannot take
+            # channels-last tensors: go back to the ordinary layout, once, and retry
+            if not (self.channels_last and self.steps == 0 and "view" in str(exc)):
+                raise
+            self.channels_last = False
+            self.model.to(memory_format=torch.contiguous_format)
+            return run_model(self.model, xb.contiguous())
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> None:
+        if self.augment is not None:
+            xb = self.augment(xb)
+        if self.channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        logits = self.forward(xb)
+        loss = self.loss_fn(logits, yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
+        self.steps += 1
+        n = len(yb)
+        with torch.no_grad():
+            self.window.add(loss.detach() * n, (logits.argmax(1) == yb).sum(), n)
+        self.history.examples += n
+
+    def log(self, epoch_pos: float) -> None:
+        """Close the current window: one history point; its sums move to the epoch's."""
+        loss, accuracy = self.window.means()
+        h = self.history
+        h.step.append(self.steps)
+        h.epoch.append(epoch_pos)
+        h.loss.append(loss)
+        h.accuracy.append(accuracy)
+        h.lr.append(float(self.opt.param_groups[0]["lr"]))
+        self.epoch_sums.absorb(self.window)
+
+    def epoch(self, ep: int, epochs: int, batches_of: Callable[[], Iterable],
+              progress: bool) -> None:
+        """One pass over the data; ``batches_of()`` gives this epoch's batches."""
+        self.model.train()
+        self.epoch_sums = _Tally(self.epoch_sums.loss.device)
+        self.progress = _EpochProgress(self.per_epoch, f"epoch {ep + 1}/{epochs}", progress)
+        per = self.per_epoch
+        for i, (xb, yb) in enumerate(batches_of()):
+            self.step(xb, yb)
+            if self.window.steps >= self.log_every or (per is not None and i + 1 == per):
+                self.log(ep + (i + 1) / per if per else ep + 1)
+                if self.progress.live:
+                    self.progress.show(*self.epoch_sums.means())
+            self.progress.advance()
+            if self.steps in self.snap_at:
+                self.take(f"step {self.steps}", ep + (i + 1) / per if per else ep)
+        if self.window.seen:  # data without a length: the last, partial window
+            self.log(ep + 1.0)
+
+    def end_epoch(self, ep: int, started: float, val: Callable[[], dict] | None) -> None:
+        """The epoch's record (with validation scores), its progress line, its snapshot."""
+        loss, accuracy = self.epoch_sums.means()
+        record = {"epoch": ep + 1, "train_loss": loss, "train_accuracy": accuracy}
+        val_accuracy = None
+        if val is not None:
+            scores = val()
+            record["val_loss"], record["val_accuracy"] = scores["loss"], scores["accuracy"]
+            val_accuracy = scores["accuracy"]
+        self.progress.show(loss, accuracy, val_accuracy)
+        record["seconds"] = time.perf_counter() - started
+        self.history.epochs.append(record)
+        self.progress.close()
+        self.take(f"epoch {ep + 1}", ep + 1.0)
+
+    def run(self, epochs: int, batches_of: Callable[[], Iterable],
+            val: Callable[[], dict] | None, progress: bool) -> History:
+        """All epochs; on Ctrl-C the model keeps its weights and the history is marked."""
+        start = time.perf_counter()
+        try:
+            self.take("init", 0.0)
+            for ep in range(epochs):
+                started = time.perf_counter()
+                self.epoch(ep, epochs, batches_of, progress)
+                self.end_epoch(ep, started, val)
+        except KeyboardInterrupt:
+            self.history.interrupted = True
+            if self.progress is not None:
+                self.progress.close()
+            if progress:
+                from tqdm import std
+
+                std.tqdm.write(f"Training interrupted after {self.steps} steps; the model "
+                               f"keeps the weights it reached, and the history so far is "
+                               f"returned.")
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+            if self.channels_last:
+                self.model.to(memory_format=torch.contiguous_format)
+            self.model.eval()
+            self.history.seconds = time.perf_counter() - start
+        return self.history
+
+
 def fit(
     model: nn.Module,
     data: Data,
@@ -523,7 +704,8 @@ def fit(
     snapshot : called as ``snapshot(model, SnapshotInfo)`` before the first step
         ("init"), after each step listed in ``snapshot_steps`` and after every epoch.
         :class:`Snapshots` is a ready-made one that keeps copies of the weights.
-    progress : show a progress bar with the running loss and accuracy.
+    progress : show the running loss and accuracy: a bar in a terminal, a widget in
+        Jupyter, one summary line per epoch in a notebook without widgets.
     optimizer : "adam" (default), "adamw", "sgd" (momentum 0.9), or an optimizer.
     schedule : None (constant), "onecycle", "cosine" (stepped every batch), or a
         function ``optimizer -> scheduler``.
@@ -553,152 +735,35 @@ def fit(
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not _is_data(data):
-        raise _describe_bad_data(data, "fit")
-    if _is_tensor_pair(data):
-        _check_tensor_pair(data, "fit")
-    log_every = max(1, int(log_every))
-    snap_at = {int(s) for s in snapshot_steps}
+    _check_data(data, "fit")
     dev = _resolve_device(device)
 
     model.to(dev)
-    use_cl = channels_last
-    if use_cl is None:
-        use_cl = dev.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
-    if use_cl:
+    if channels_last is None:
+        channels_last = dev.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     opt = _make_optimizer(model, optimizer, float(lr), weight_decay)
     per_epoch = _num_batches(data, batch_size)
     sched = _make_schedule(schedule, opt, float(lr), per_epoch * epochs if per_epoch else None)
+    loop = _Loop(model, opt, sched, device=dev, loss_fn=loss_fn, augment=augment,
+                 channels_last=bool(channels_last), per_epoch=per_epoch,
+                 log_every=max(1, int(log_every)), snapshot=snapshot,
+                 snap_at={int(s) for s in snapshot_steps})
 
-    history = History(device=str(dev))
-    generator = None
-    if seed is not None:
-        generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+
+    def batches_of() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return _labelled_batches(data, batch_size, dev, "fit", shuffle=True, generator=generator)
+
+    def val() -> dict[str, float]:
+        return evaluate(model, val_data, batch_size=max(batch_size, 500))
+
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
-    step = 0
-    start = time.perf_counter()
-    bar = None
-
-    def take(label: str, epoch_pos: float) -> None:
-        if snapshot is not None:
-            was_training = model.training
-            model.eval()
-            snapshot(model, SnapshotInfo(label, step, round(epoch_pos, 4)))
-            model.train(was_training)
-
     with torch.random.fork_rng(devices=fork_devices, enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(int(seed))
-        try:
-            take("init", 0.0)
-            for ep in range(epochs):
-                model.train()
-                bar = _progress_bar(per_epoch, f"epoch {ep + 1}/{epochs}", progress)
-                ep_loss = torch.zeros((), device=dev)
-                ep_correct = torch.zeros((), device=dev, dtype=torch.long)
-                ep_seen = 0
-                win_loss = torch.zeros((), device=dev)
-                win_correct = torch.zeros((), device=dev, dtype=torch.long)
-                win_seen = 0
-                win_steps = 0
-                ep_start = time.perf_counter()
-                for i, (xb, yb) in enumerate(
-                        _batches(data, batch_size, dev, True, generator, "fit")):
-                    if augment is not None:
-                        xb = augment(xb)
-                    if use_cl and xb.dim() == 4:
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    try:
-                        logits = model(xb)
-                    except RuntimeError as exc:
-                        # a forward that calls x.view() on a convolution's output
-                        # cannot take channels-last tensors: go back, once, and retry
-                        if not (use_cl and step == 0 and "view" in str(exc)):
-                            raise
-                        use_cl = False
-                        model.to(memory_format=torch.contiguous_format)
-                        xb = xb.contiguous()
-                        logits = model(xb)
-                    loss = loss_fn(logits, yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
-                    step += 1
-                    n = len(yb)
-                    with torch.no_grad():
-                        batch_loss = loss.detach() * n
-                        batch_correct = (logits.argmax(1) == yb).sum()
-                    win_loss += batch_loss
-                    win_correct += batch_correct
-                    win_seen += n
-                    win_steps += 1
-                    last = per_epoch is not None and i + 1 == per_epoch
-                    if win_steps >= log_every or last:
-                        wl, wc = float(win_loss), int(win_correct)
-                        history.step.append(step)
-                        history.epoch.append(ep + (i + 1) / per_epoch if per_epoch else ep + 1)
-                        history.loss.append(wl / win_seen)
-                        history.accuracy.append(wc / win_seen)
-                        history.lr.append(float(opt.param_groups[0]["lr"]))
-                        ep_loss += win_loss
-                        ep_correct += win_correct
-                        ep_seen += win_seen
-                        win_loss.zero_()
-                        win_correct.zero_()
-                        win_seen = win_steps = 0
-                        if bar is not None:
-                            bar.set_postfix(loss=f"{float(ep_loss) / ep_seen:.4f}",
-                                            acc=f"{100 * int(ep_correct) / ep_seen:.2f}%",
-                                            refresh=False)
-                    if bar is not None:
-                        bar.update(1)
-                    history.examples += n
-                    if step in snap_at:
-                        take(f"step {step}", ep + (i + 1) / per_epoch if per_epoch else ep)
-                if win_seen:  # data without a length: flush the last partial window
-                    history.step.append(step)
-                    history.epoch.append(ep + 1.0)
-                    history.loss.append(float(win_loss) / win_seen)
-                    history.accuracy.append(int(win_correct) / win_seen)
-                    history.lr.append(float(opt.param_groups[0]["lr"]))
-                    ep_loss += win_loss
-                    ep_correct += win_correct
-                    ep_seen += win_seen
-                record = {"epoch": ep + 1, "train_loss": float(ep_loss) / max(ep_seen, 1),
-                          "train_accuracy": int(ep_correct) / max(ep_seen, 1)}
-                if val_data is not None:
-                    val = evaluate(model, val_data, batch_size=max(batch_size, 500))
-                    record["val_loss"], record["val_accuracy"] = val["loss"], val["accuracy"]
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{record['train_loss']:.4f}",
-                                        acc=f"{100 * record['train_accuracy']:.2f}%",
-                                        val_acc=f"{100 * val['accuracy']:.2f}%", refresh=False)
-                record["seconds"] = time.perf_counter() - ep_start
-                history.epochs.append(record)
-                if bar is not None:
-                    bar.close()
-                    bar = None
-                take(f"epoch {ep + 1}", ep + 1.0)
-        except KeyboardInterrupt:
-            history.interrupted = True
-            if bar is not None:
-                bar.close()
-            if progress:
-                from tqdm.auto import tqdm
-
-                tqdm.write(f"Training interrupted after {step} steps; the model keeps the "
-                           f"weights it reached, and the history so far is returned.")
-        finally:
-            if bar is not None:
-                bar.close()
-            if use_cl:
-                model.to(memory_format=torch.contiguous_format)
-            model.eval()
-            history.seconds = time.perf_counter() - start
-    return history
+        return loop.run(epochs, batches_of, None if val_data is None else val, progress)
 
 
 # --------------------------------------------------------------------------- evaluate / predict
@@ -720,15 +785,14 @@ def evaluate(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"evaluate expects a torch.nn.Module as model, got {type(model).__name__}.")
-    if not _is_data(data):
-        raise _describe_bad_data(data, "evaluate")
+    _check_data(data, "evaluate")
     dev = model_device(model) if device is None else _resolve_device(device)
     model.to(dev).eval()
     total_loss = torch.zeros((), device=dev, dtype=torch.float64)
     correct = torch.zeros((), device=dev, dtype=torch.long)
     seen = 0
-    for xb, yb in _batches(data, batch_size, dev, False, None, "evaluate"):
-        logits = model(xb)
+    for xb, yb in _labelled_batches(data, batch_size, dev, "evaluate"):
+        logits = run_model(model, xb)
         total_loss += F.cross_entropy(logits, yb, reduction="sum").double()
         correct += (logits.argmax(1) == yb).sum()
         seen += len(yb)
@@ -760,18 +824,15 @@ def predict(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"predict expects a torch.nn.Module as model, got {type(model).__name__}.")
-    dev = model_device(model) if device is None else _resolve_device(device)
-    model.to(dev).eval()
-    if isinstance(x, torch.Tensor):
-        chunks = (x[i:i + batch_size].to(dev) for i in range(0, max(len(x), 1), batch_size))
-    elif _is_data(x):
-        chunks = (xb for xb, _ in _batches(x, batch_size, dev, False, None, "predict"))
-    else:
+    if not isinstance(x, torch.Tensor) and not _is_data(x):
         raise TypeError(
             f"predict expects images as a tensor (N, C, H, W) or data as for evaluate, got "
             f"{type(x).__name__}."
         )
-    probs = [F.softmax(model(xb).float(), dim=1).cpu() for xb in chunks]
+    dev = model_device(model) if device is None else _resolve_device(device)
+    model.to(dev).eval()
+    probs = [F.softmax(run_model(model, torch.as_tensor(xb).to(dev)).float(), dim=1).cpu()
+             for xb, _ in batches(x, batch_size, who="predict")]
     prob = torch.cat(probs) if probs else torch.zeros(0, 0)
     return prob.argmax(1), prob
 
@@ -787,8 +848,8 @@ def confusion_matrix(model: nn.Module, data: Data, num_classes: int | None = Non
     truth, preds = [], []
     dev = model_device(model)
     model.eval()
-    for xb, yb in _batches(data, batch_size, dev, False, None, "confusion_matrix"):
-        preds.append(model(xb).argmax(1).cpu())
+    for xb, yb in _labelled_batches(data, batch_size, dev, "confusion_matrix"):
+        preds.append(run_model(model, xb).argmax(1).cpu())
         truth.append(yb.cpu())
     y, p = torch.cat(truth).long(), torch.cat(preds).long()
     k = num_classes or int(max(int(y.max()), int(p.max())) + 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import featviz
 
@@ -41,6 +42,67 @@ def test_capture_on_gpu_gives_cpu_tensors_equal_to_the_cpu_run(setup):
         acts[name].numpy()  # ready for numpy
     kept = featviz.activations(gpu_model, images.cuda(), ["conv1"], to_cpu=False)
     assert kept["conv1"].device.type == "cuda"
+
+
+def _hooks_left(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+class _InplaceTwice(nn.Module):
+    """conv -> shared in-place ReLU -> conv -> the same ReLU -> linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 3, 3), nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(4 * 4 * 4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.relu(self.conv2(self.relu(self.conv1(x)))).flatten(1))
+
+
+def test_capture_guarantees_hold_on_the_gpu():
+    torch.manual_seed(0)
+    model = _InplaceTwice().cuda()
+    x = torch.randn(3, 1, 8, 8, device="cuda")
+    with torch.no_grad():
+        conv1 = model.conv1(x)
+        conv2 = model.conv2(torch.relu(conv1))
+    with featviz.capture(model, ["conv1", "relu", "conv2"], grad=True) as acts:
+        model(x[:1]).sum().backward()  # two passes, one backward each
+        model(x[1:]).sum().backward()
+    assert acts.passes == 2 and list(acts) == ["conv1", "relu", "relu#1", "conv2"]
+    assert acts["conv1"].device.type == "cpu" and (acts["conv1"] < 0).any()
+    torch.testing.assert_close(acts["conv1"], conv1.cpu(), rtol=0, atol=0)
+    torch.testing.assert_close(acts["conv2"], conv2.cpu(), rtol=0, atol=0)
+    torch.testing.assert_close(acts["relu#1"], conv2.clamp(min=0).cpu(), rtol=0, atol=0)
+    pulled = model.head.weight.sum(0).view(1, 4, 4, 4).detach().cpu()
+    torch.testing.assert_close(acts.grads["conv2"], pulled * (conv2.cpu() > 0))
+    assert _hooks_left(model) == 0
+
+
+def test_gpu_tuple_outputs_options_and_failures():
+    torch.manual_seed(0)
+    lstm = nn.Sequential(nn.LSTM(4, 5, batch_first=True)).cuda()
+    x = torch.randn(2, 3, 4, device="cuda")
+    acts = featviz.activations(lstm, x, "0", to_cpu=False)
+    out, (h, c) = lstm[0](x)
+    assert acts["0[0]"].device.type == "cuda" and list(acts) == ["0[0]", "0[1][0]", "0[1][1]"]
+    torch.testing.assert_close(acts["0[1][1]"], c, rtol=0, atol=0)
+    cnn = featviz.SimpleCNN().cuda().eval()
+    images = featviz.digit_examples()[0]
+    ref = featviz.activations(cnn.cpu(), images, "conv2")["conv2"]
+    cnn.cuda()
+    some = featviz.activations(cnn, images, "conv2", channels=[5, 2], dtype=torch.float16)
+    assert some["conv2"].dtype == torch.float16 and some["conv2"].device.type == "cpu"
+    torch.testing.assert_close(some["conv2"].float(), ref[:, [5, 2]], rtol=1e-2, atol=1e-2)
+    best = featviz.activations(cnn, images, "conv2", reduce="max")["conv2"]
+    torch.testing.assert_close(best[..., 0], ref.amax(dim=(2, 3)), rtol=1e-4, atol=1e-4)
+    with pytest.raises(RuntimeError, match="boom"):
+        with featviz.capture(cnn, nn.Conv2d):
+            cnn(images.cuda())
+            raise RuntimeError("boom")
+    assert _hooks_left(cnn) == 0
 
 
 def test_figures_accept_gpu_tensors(setup):

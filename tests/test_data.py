@@ -131,6 +131,24 @@ def test_offline_setting_skips_the_download(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_quiet_source_keeps_the_sample_line_for_the_first_load(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FEATVIZ_OFFLINE", "1")
+    assert data.offline()
+    assert data.remembered_source(tmp_path) is None
+    assert data.data_source(tmp_path, quiet=True).kind == "sample"
+    assert capsys.readouterr().out == ""
+    featviz.data_source(tmp_path)
+    assert "using the bundled MNIST sample" in capsys.readouterr().out
+    assert data.remembered_source(tmp_path).kind == "sample"
+    # the full set arriving later makes the remembered answer stale
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for pair in data._RAW.values():
+        for name in pair:
+            (raw / name).write_bytes(b"")
+    assert data.remembered_source(tmp_path) is None
+
+
 def test_unwritable_root_falls_back_to_sample(tmp_path, online, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -204,9 +222,9 @@ def test_tensor_fast_path_equals_torchvision_path():
 
 def test_denormalize_inverts_normalisation():
     images, _ = featviz.digit_examples()
-    pixels = featviz.denormalize(images)
+    pixels = featviz.mnist_denormalize(images)
     assert pixels.min() >= 0 and pixels.max() <= 1
-    assert torch.allclose(featviz.normalize(pixels), images, atol=1e-5)
+    assert torch.allclose(featviz.mnist_normalize(pixels), images, atol=1e-5)
     # the background of a digit is black
     assert float(pixels[0, 0, 0, 0]) == pytest.approx(0.0, abs=1e-6)
 

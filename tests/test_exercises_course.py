@@ -235,7 +235,8 @@ def test_lesson06_right_answers(capsys):
     assert_right(capsys, lesson06.q1, featviz.receptive_field(model, "pool2").size[0])
     assert_right(capsys, lesson06.q2, featviz.receptive_field(model, "conv2").box(2, 5))
     torch.manual_seed(0)
-    assert_right(capsys, lesson06.q3, featviz.maximize_activation(model, "fc3", 3).images[0])
+    assert_right(capsys, lesson06.q3, featviz.maximize_activation(
+        model, "fc3", 3, value_range=featviz.MNIST_RANGE).images[0])
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [

@@ -274,14 +274,15 @@ def test_top_activating_errors(model, digits):
 
 def test_maximize_activation_climbs_and_is_reproducible(model):
     before = copy.deepcopy(model.state_dict())
-    m = maximize_activation(model, "conv1", steps=40)
+    m = maximize_activation(model, "conv1", steps=40, value_range=featviz.MNIST_RANGE)
     assert m.images.shape == (16, 1, 28, 28) and m.history.shape == (40, 16)
     assert (m.scores > m.history[0] + 0.1).all()  # every channel climbed
-    low, high = (0 - featviz.MNIST_MEAN) / featviz.MNIST_STD, (1 - featviz.MNIST_MEAN) / featviz.MNIST_STD
+    low, high = featviz.MNIST_RANGE
     assert m.images.min() >= low - 1e-6 and m.images.max() <= high + 1e-6
-    again = maximize_activation(model, "conv1", [3, 5], steps=40)
+    again = maximize_activation(model, "conv1", [3, 5], steps=40, value_range=featviz.MNIST_RANGE)
     assert torch.allclose(again.images, m.images[[3, 5]], atol=1e-5)  # same seed, same image
-    other = maximize_activation(model, "conv1", [3, 5], steps=40, seed=1)
+    other = maximize_activation(model, "conv1", [3, 5], steps=40, seed=1,
+                                value_range=featviz.MNIST_RANGE)
     assert not torch.allclose(other.images, again.images, atol=1e-3)
     for k, v in model.state_dict().items():  # the weights were not trained
         assert torch.equal(v, before[k])
@@ -289,7 +290,7 @@ def test_maximize_activation_climbs_and_is_reproducible(model):
 
 def test_maximize_activation_beats_real_digits_for_trained_filters(trained, digits):
     images, _ = digits
-    m = maximize_activation(trained, "conv2", position="center")
+    m = maximize_activation(trained, "conv2", position="center", value_range=featviz.MNIST_RANGE)
     acts = featviz.activations(trained, images, "conv2")["conv2"][:, :, 4, 4]  # centre unit
     best_real = acts.max(dim=0).values
     # the synthetic pattern excites the centre unit more than any of 300 real digits
@@ -297,7 +298,7 @@ def test_maximize_activation_beats_real_digits_for_trained_filters(trained, digi
 
 
 def test_maximize_a_class_logit_gives_that_class(trained):
-    m = maximize_activation(trained, "fc3", None, steps=128)
+    m = maximize_activation(trained, "fc3", None, steps=128, value_range=featviz.MNIST_RANGE)
     pred = trained(m.images).argmax(dim=1)
     assert pred.tolist() == list(range(10))
 

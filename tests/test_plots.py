@@ -13,11 +13,8 @@ from PIL import Image
 
 import featviz
 from featviz import plots
+from featviz._style import POSITIVE_CMAP, SIGNED_CMAP
 from featviz.plots import (
-    POSITIVE_CMAP,
-    SIGNED_CMAP,
-    choose_cmap,
-    grid_shape,
     plot_comparison,
     plot_feature_maps,
     plot_filters,
@@ -58,7 +55,7 @@ def png_size(fig: Figure) -> tuple[int, int]:
 def digits():
     torch.manual_seed(0)
     # MNIST-like: pixels in [0, 1], normalised as the model expects
-    return featviz.normalize(torch.rand(3, 1, 28, 28))
+    return featviz.mnist_normalize(torch.rand(3, 1, 28, 28))
 
 
 @pytest.fixture(scope="module")
@@ -71,51 +68,6 @@ def positive_maps(c: int, h: int = 6, w: int = 6, seed: int = 0) -> torch.Tensor
     g = torch.Generator().manual_seed(seed)
     # + 0.1 keeps every channel alive, so the dead-channel logic is not triggered by chance
     return torch.rand(c, h, w, generator=g) + 0.1
-
-
-# ---------------------------------------------------------------- grid_shape / choose_cmap
-
-def test_grid_shape_fits_common_channel_counts():
-    assert grid_shape(1) == (1, 1)
-    assert grid_shape(7) == (2, 4)
-    assert grid_shape(16) == (4, 4)
-    assert grid_shape(32) == (4, 8)
-    assert grid_shape(512) == (16, 32)
-    assert grid_shape(16, ncols=8) == (2, 8)
-    assert grid_shape(3, ncols=10) == (1, 3)  # never more columns than panels
-
-
-@pytest.mark.parametrize("n", list(range(1, 130)) + [256, 512, 1000])
-def test_grid_shape_has_no_empty_row(n):
-    rows, cols = grid_shape(n)
-    assert rows * cols >= n
-    assert rows * cols - n < cols, "a whole empty row would be left at the bottom"
-
-
-def test_grid_shape_rejects_nonsense():
-    with pytest.raises(ValueError, match="positive integer"):
-        grid_shape(0)
-    with pytest.raises(ValueError, match="ncols"):
-        grid_shape(4, ncols=0)
-
-
-def test_choose_cmap_signed_values_get_a_diverging_map_centred_at_zero():
-    name, vmin, vmax = choose_cmap(torch.tensor([-0.5, 0.2, 2.0]))
-    assert name == SIGNED_CMAP
-    assert (vmin, vmax) == (-2.0, 2.0)
-
-
-def test_choose_cmap_non_negative_values_get_a_sequential_map_from_zero():
-    name, vmin, vmax = choose_cmap(np.array([[0.0, 0.3], [1.5, 0.0]]))
-    assert name == POSITIVE_CMAP
-    assert (vmin, vmax) == (0.0, 1.5)
-
-
-def test_choose_cmap_edge_cases():
-    assert choose_cmap(np.zeros((3, 3))) == (POSITIVE_CMAP, 0.0, 1.0)
-    # float noise below zero does not make a ReLU output "signed"
-    assert choose_cmap(np.array([-1e-12, 4.0]))[0] == POSITIVE_CMAP
-    assert choose_cmap(np.array([np.nan, 2.0])) == (POSITIVE_CMAP, 0.0, 2.0)
 
 
 # ---------------------------------------------------------------- plot_feature_maps
@@ -225,23 +177,23 @@ def test_input_image_panel_appears_only_when_given(digits):
     maps = positive_maps(4, 24, 24)
     without = plot_feature_maps(maps)
     assert axes_by(without, "input") == []
-    fig = plot_feature_maps(maps, image=digits[1])
+    fig = plot_feature_maps(maps, image=digits[1], mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
     (ax,) = axes_by(fig, "input")
     (im,) = ax.get_images()
     shown = np.asarray(im.get_array())
     assert shown.shape == (28, 28)
-    # normalised MNIST input is shown as pixels in [0, 1]
-    np.testing.assert_allclose(shown, featviz.denormalize(digits[1])[0].numpy(), atol=1e-5)
+    # with the normalisation given, normalised MNIST input is shown as its pixels in [0, 1]
+    np.testing.assert_allclose(shown, featviz.mnist_denormalize(digits[1])[0].numpy(), atol=1e-5)
     assert len(fig.axes) == 4 + 1 + 1  # maps, input, colour bar
 
 
 def test_batch_with_index_picks_the_image_and_its_input(digits):
     maps = torch.rand(3, 4, 6, 6) + 0.1
-    fig = plot_feature_maps(maps, index=2, image=digits)
+    fig = plot_feature_maps(maps, index=2, image=digits, denormalize=featviz.mnist_denormalize)
     for ax in channel_axes(fig):
         np.testing.assert_allclose(ax.get_images()[0].get_array(), maps[2, channel_of(ax)].numpy())
     shown = np.asarray(axes_by(fig, "input")[0].get_images()[0].get_array())
-    np.testing.assert_allclose(shown, featviz.denormalize(digits[2])[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(shown, featviz.mnist_denormalize(digits[2])[0].numpy(), atol=1e-5)
     assert "image 2 of 3" in fig_text(fig)
 
 
@@ -312,7 +264,7 @@ def test_bad_inputs_give_clear_errors():
         plot_feature_maps(torch.zeros(3, 4, 4), norm="global")
     with pytest.raises(ValueError, match="channel numbers 0 to 2"):
         plot_feature_maps(torch.zeros(3, 4, 4), channels=[5])
-    with pytest.raises(TypeError, match="real numbers"):
+    with pytest.raises(TypeError, match="array of numbers"):
         plot_feature_maps(np.array([["a"]]))
 
 
@@ -368,7 +320,7 @@ def test_plot_filters_errors():
 def test_images_grid_marks_wrong_predictions_in_red(digits):
     labels = torch.tensor([3, 1, 4])
     preds = torch.tensor([3, 7, 4])
-    fig = plot_images(digits, labels, preds)
+    fig = plot_images(digits, labels, preds, mean=[featviz.MNIST_MEAN], std=[featviz.MNIST_STD])
     panels = axes_by(fig, "image ")
     assert len(panels) == 3 and len(fig.axes) == 3
     titles = [ax.title for ax in panels]
@@ -377,7 +329,7 @@ def test_images_grid_marks_wrong_predictions_in_red(digits):
     assert titles[0].get_text() == "pred 3" and titles[0].get_color() != plots.WRONG_COLOR
     assert "1 wrong" in fig_text(fig)
     shown = np.asarray(panels[2].get_images()[0].get_array())
-    np.testing.assert_allclose(shown, featviz.denormalize(digits[2])[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(shown, featviz.mnist_denormalize(digits[2])[0].numpy(), atol=1e-5)
 
 
 def test_images_with_labels_only_and_limits(digits):
@@ -397,6 +349,38 @@ def test_rgb_images_in_unit_range_are_shown_as_they_are():
     fig = plot_images(images)
     shown = np.asarray(axes_by(fig, "image ")[1].get_images()[0].get_array())
     np.testing.assert_allclose(shown, images[1].permute(1, 2, 0).numpy())
+
+
+def test_without_normalisation_images_outside_0_1_are_rescaled_not_guessed(digits):
+    # normalised digits, no mean/std given: stretched to [0, 1] over the batch,
+    # whatever dataset they come from (no dataset's statistics are assumed)
+    fig = plot_images(digits)
+    shown = np.stack([np.asarray(ax.get_images()[0].get_array()) for ax in axes_by(fig, "image ")])
+    lo, hi = float(digits.min()), float(digits.max())
+    np.testing.assert_allclose(shown, ((digits[:, 0] - lo) / (hi - lo)).numpy(), atol=1e-5)
+    assert shown.min() == 0.0 and shown.max() == 1.0
+
+
+def test_mean_and_std_per_channel_undo_a_normalize_transform():
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    pixels = torch.rand(2, 3, 5, 6)
+    normalised = (pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    fig = plot_images(normalised, mean=mean, std=std)
+    shown = np.asarray(axes_by(fig, "image ")[1].get_images()[0].get_array())
+    np.testing.assert_allclose(shown, pixels[1].permute(1, 2, 0).numpy(), atol=1e-5)
+
+
+def test_normalisation_arguments_are_checked_up_front(digits):
+    with pytest.raises(ValueError, match="mean and std go together"):
+        plot_images(digits, mean=0.5)
+    with pytest.raises(ValueError, match="not both"):
+        plot_images(digits, mean=0.5, std=0.5, denormalize=featviz.mnist_denormalize)
+    with pytest.raises(ValueError, match="3 values.*1 channel"):
+        plot_images(digits, mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="positive"):
+        plot_images(digits, mean=0.1, std=0.0)
+    with pytest.raises(TypeError, match="mnist_denormalize"):
+        plot_feature_maps(positive_maps(2), image=digits[0], denormalize=True)
 
 
 def test_denormalize_callable_is_used():
@@ -515,7 +499,7 @@ def test_lesson04_stroke_images_are_bars():
 
     horizontal, vertical = ex.stroke_images()
     assert horizontal.shape == vertical.shape == (3, 1, 28, 28)
-    pixels = featviz.denormalize(horizontal[1, 0])
+    pixels = featviz.mnist_denormalize(horizontal[1, 0])
     rows = (pixels > 0.5).any(dim=1).nonzero().flatten()
     cols = (pixels > 0.5).any(dim=0).nonzero().flatten()
     assert len(rows) == 3 and len(cols) > 15  # wide and thin: horizontal

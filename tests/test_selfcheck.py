@@ -11,6 +11,7 @@ import torch
 
 import featviz
 from featviz import _assets, data, selfcheck
+from featviz._assets import pretty_path
 from featviz.selfcheck import FAIL, OK, WARN, Check, Report, ServerInfo
 
 
@@ -43,7 +44,8 @@ def test_doctor_runs_every_check_and_prints_the_report(capsys, monkeypatch, tmp_
     report = featviz.doctor()
     out = capsys.readouterr().out
     assert report.names == ["python", "featviz", "torch", "torchvision", "numpy", "matplotlib",
-                            "ipywidgets", "jupyterlab", "widgets", "device", "data", "checkpoints"]
+                            "ipywidgets", "jupyterlab", "widgets", "anywidget", "device", "data",
+                            "checkpoints"]
     assert out.strip() == str(report).strip()
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in report["python"].detail
     assert report["torch"].detail == torch.__version__ and report["torch"].status == OK
@@ -136,7 +138,7 @@ def test_missing_package_fails_with_the_pip_command(monkeypatch):
     report = featviz.doctor(show=False)
     check = report["torchvision"]
     assert check.status == FAIL and "not installed" in check.detail
-    assert f"{selfcheck._p(sys.executable)} -m pip install torchvision" in check.fix
+    assert f"{pretty_path(sys.executable)} -m pip install torchvision" in check.fix
 
 
 def test_old_package_warns_with_the_minimum(monkeypatch):
@@ -151,7 +153,7 @@ def test_old_package_warns_with_the_minimum(monkeypatch):
 def test_widgets_ok_when_frontend_and_extension_are_there(healthy_widgets, manager_dir):
     check = selfcheck._check_widgets()
     assert check.status == OK and check.fix == ""
-    assert "jupyterlab_widgets 3.0.13" in check.detail and selfcheck._p(manager_dir) in check.detail
+    assert "jupyterlab_widgets 3.0.13" in check.detail and pretty_path(manager_dir) in check.detail
 
 
 def test_missing_jupyterlab_widgets_is_the_intslider_failure(healthy_widgets, monkeypatch):
@@ -168,7 +170,7 @@ def test_missing_labextension_folder_names_where_it_looked(healthy_widgets, monk
     check = selfcheck._check_widgets()
     assert check.status == FAIL
     assert "@jupyter-widgets/jupyterlab-manager" in check.detail
-    assert selfcheck._p(tmp_path / "empty") in check.detail
+    assert pretty_path(tmp_path / "empty") in check.detail
     assert "pip install jupyterlab_widgets" in check.fix
 
 
@@ -202,9 +204,9 @@ def test_server_in_another_environment_without_frontend_says_where_to_install(
     monkeypatch.setattr(selfcheck, "_labextension_paths",
                         lambda: [Path(sys.prefix) / "share" / "jupyter" / "labextensions"])
     check = selfcheck._check_widgets()
-    assert check.status == FAIL and selfcheck._p(prefix) in check.detail
-    assert selfcheck._p(sys.prefix) in check.detail
-    assert f"{selfcheck._p(prefix / 'bin' / 'python')} -m pip install jupyterlab_widgets" in check.fix
+    assert check.status == FAIL and pretty_path(prefix) in check.detail
+    assert pretty_path(sys.prefix) in check.detail
+    assert f"{pretty_path(prefix / 'bin' / 'python')} -m pip install jupyterlab_widgets" in check.fix
     assert "restart JupyterLab" in check.fix
 
 
@@ -216,7 +218,7 @@ def test_server_in_another_environment_with_frontend_is_fine(healthy_widgets, mo
     monkeypatch.setattr(selfcheck, "_labextension_paths",
                         lambda: [Path(sys.prefix) / "share" / "jupyter" / "labextensions"])
     check = selfcheck._check_widgets()
-    assert check.status == OK and selfcheck._p(ext) in check.detail
+    assert check.status == OK and pretty_path(ext) in check.detail
 
 
 def test_jupyterlab_missing_here_is_fine_when_the_server_has_it(healthy_widgets, monkeypatch, tmp_path):
@@ -249,9 +251,9 @@ def test_kernel_server_of_this_process_is_this_environment(monkeypatch):
 
 def test_paths_are_shown_as_typed_with_the_home_folder_as_tilde():
     home = Path.home()
-    assert selfcheck._p(home / "course" / ".venv" / "bin" / "python") == "~/course/.venv/bin/python"
-    assert selfcheck._p("/opt/conda/bin/python") == "/opt/conda/bin/python"
-    assert selfcheck._p(home / "my course" / "python") == str(home / "my course" / "python")
+    assert pretty_path(home / "course" / ".venv" / "bin" / "python") == "~/course/.venv/bin/python"
+    assert pretty_path("/opt/conda/bin/python") == "/opt/conda/bin/python"
+    assert pretty_path(home / "my course" / "python") == str(home / "my course" / "python")
 
 
 def test_no_parent_pid_means_no_server(monkeypatch):
@@ -300,7 +302,7 @@ def test_sample_warns_with_the_ways_to_get_the_full_set(monkeypatch, tmp_path):
     monkeypatch.setenv("FEATVIZ_OFFLINE", "1")
     check = selfcheck._check_data()
     assert check.status == WARN and "bundled MNIST sample" in check.detail
-    assert "unset FEATVIZ_OFFLINE" in check.fix and selfcheck._p(tmp_path / "MNIST" / "raw") in check.fix
+    assert "unset FEATVIZ_OFFLINE" in check.fix and pretty_path(tmp_path / "MNIST" / "raw") in check.fix
     assert "FEATVIZ_DATA_ROOT" in check.fix
 
 

@@ -1,10 +1,13 @@
 """fit / evaluate / predict on small slices of the bundled sample."""
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import featviz
 from featviz.models import SimpleCNN
@@ -182,7 +185,7 @@ def test_random_shift_moves_pixels_within_bounds():
 
 @pytest.mark.parametrize("bad, error, text", [
     (torch.zeros(4, 1, 28, 28), TypeError, "needs the labels"),
-    ((torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long)), ValueError, "one class index per image"),
+    ((torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long)), ValueError, "labels should be one per image"),
     ((torch.zeros(4, 1, 28, 28), torch.zeros(4)), TypeError, "labels.long"),
     ("mnist", TypeError, "mnist_tensors"),
 ])
@@ -297,3 +300,77 @@ def test_progress_bar_shows_epoch_loss_and_accuracy_in_a_terminal(small, capsys)
     err = capsys.readouterr().err
     assert "epoch 1/2" in err and "epoch 2/2" in err
     assert "4/4" in err and "loss=" in err and "acc=" in err
+
+
+def test_a_notebook_without_widgets_gets_one_clean_line_per_epoch(small, held_out, capsys,
+                                                                  monkeypatch):
+    # a kernel without ipywidgets: a text bar would be saved into the notebook as raw
+    # "\r 45%|####" text, so each epoch prints one summary line instead
+    monkeypatch.setitem(sys.modules, "ipykernel.zmqshell", types.ModuleType("zmqshell"))
+    monkeypatch.setattr("tqdm.notebook.IProgress", None)
+    history = fit(fresh(), (small[0][:256], small[1][:256]), epochs=2, progress=True,
+                  val_data=held_out)
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    last = history.epochs[-1]
+    assert lines[1].startswith("epoch 2/2: 4 batches in ")
+    assert f"loss {last['train_loss']:.4f}, accuracy {100 * last['train_accuracy']:.2f}%" in lines[1]
+    assert f"validation accuracy {100 * last['val_accuracy']:.2f}%" in lines[1]
+    assert "\r" not in captured.out + captured.err and "|" not in captured.out + captured.err
+
+
+def test_the_widget_bar_leaves_a_clean_text_form_for_saved_notebooks(small, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    shown = []
+
+    class Handle:
+        def update(self, obj, raw=False):
+            shown.append(obj)
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj, display_id=None: Handle())
+    monkeypatch.setattr(training, "_display_kind", lambda: "widget")
+    history = fit(fresh(), (small[0][:128], small[1][:128]), epochs=1, progress=True)
+    final = shown[-1]
+    assert "application/vnd.jupyter.widget-view+json" in final
+    text = final["text/plain"]
+    record = history.epochs[0]
+    assert text.startswith("epoch 1/1: 2 batches in ")
+    assert text.endswith(f"loss {record['train_loss']:.4f}, "
+                         f"accuracy {100 * record['train_accuracy']:.2f}%")
+
+
+def test_data_without_a_length_logs_its_last_partial_window(small):
+    images, labels = small[0][:320], small[1][:320]
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            for i in range(0, len(images), 32):
+                yield images[i:i + 32], labels[i:i + 32]
+
+    history = fit(fresh(), DataLoader(Stream(), batch_size=None), epochs=2, log_every=4,
+                  progress=False)
+    assert history.step == [4, 8, 10, 14, 18, 20]
+    assert history.epoch == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+    assert history.examples == 2 * 320
+    window_sizes = [128, 128, 64]
+    mean = sum(n * loss for n, loss in zip(window_sizes, history.loss[3:])) / 320
+    assert history.epochs[1]["train_loss"] == pytest.approx(mean, rel=1e-5)
+
+
+def test_snapshots_see_an_eval_model_and_training_resumes_after(small):
+    seen = []
+
+    def probe(model, info):
+        seen.append((info.label, model.training))
+
+    model = fresh()
+    modes = []
+    model.register_forward_hook(lambda module, inputs, output: modes.append(module.training))
+    fit(model, (small[0][:128], small[1][:128]), epochs=1, batch_size=32, progress=False,
+        snapshot=probe, snapshot_steps=[1])
+    assert seen == [("init", False), ("step 1", False), ("epoch 1", False)]
+    assert modes == [True] * 4  # every training step after a snapshot is in train mode
+    assert not model.training

@@ -7,22 +7,49 @@ questions as :class:`Exercise` objects::
     answer = ...            # the learner replaces ... with their answer
     ex.q1.check(answer)     # prints whether it is right, and why not
 
-A checker is a function that returns ``None`` when the answer is right and
-raises :class:`Wrong` with a friendly message when it is not.
+Three kinds of exercise share this interface:
+
+- ``"value"``: the answer is a number, a shape, a name;
+- ``"predict"``: the same, asked *before* the cell that shows the result;
+- ``"code"``: the answer is a function. ``check(fn)`` runs it on several inputs,
+  edge cases included, against a reference, and says what is wrong: a shape,
+  a value (where, and by how much), a hook left registered, the model left in
+  train mode, the input changed in place. A stub whose body is still ``...`` is
+  "not answered", and an exception raised by the learner's code is reported
+  with the line it came from, never as a traceback.
+
+A checker is a function that returns ``None`` (or a short remark) when the
+answer is right and raises :class:`Wrong` with a friendly message when it is not.
+Each lesson module also holds its ``questionnaire`` and ``reading`` (further
+reading with the primary sources).
 """
 from __future__ import annotations
 
+import dis
+import linecache
 import numbers
+import os
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["Exercise", "Verdict", "Wrong", "NOT_ANSWERED", "as_int", "as_number", "expect_equal"]
+import torch
+
+__all__ = [
+    "Exercise", "Verdict", "Wrong", "NotAnswered", "NOT_ANSWERED", "as_int", "as_number",
+    "expect_equal", "as_choice", "is_stub", "need_function", "call", "expect_close", "as_tensor_answer",
+    "HookSpy", "ModeGuard", "Questionnaire", "Reading",
+]
 
 NOT_ANSWERED = Ellipsis
 
 
 class Wrong(Exception):
     """Raised by a checker with the message the learner should read."""
+
+
+class NotAnswered(Wrong):
+    """Raised by a checker when the answer still holds the ``...`` of the stub."""
 
 
 class Verdict:
@@ -53,40 +80,259 @@ class Verdict:
         pass
 
 
+# --------------------------------------------------------------------------- learner code
+
+_STUB_OPS = {"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST", "POP_TOP", "CACHE"}
+
+
+def is_stub(answer: Any) -> bool:
+    """True for a function whose body is only ``...`` (or ``pass``, or a docstring)."""
+    code = getattr(answer, "__code__", None)
+    if code is None or not callable(answer):
+        return False
+    for ins in dis.get_instructions(code):
+        if ins.opname not in _STUB_OPS:
+            return False
+        if ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval not in (None, Ellipsis):
+            return False
+    return True
+
+
+def need_function(answer: Any, signature: str) -> Callable[..., Any]:
+    """The answer as a function; :class:`Wrong` when it is something else."""
+    if not callable(answer):
+        raise Wrong(f"give the function itself, {signature}, not {type(answer).__name__} "
+                    f"{_short(answer)}: write `answer = {signature.split('(')[0]}` (no brackets).")
+    if is_stub(answer):
+        raise NotAnswered("replace the ... in your function with your code.")
+    return answer
+
+
+def call(fn: Callable[..., Any], *args: Any, returns: str = "a value") -> Any:
+    """Call the learner's function; its ``...`` or a missing ``return`` are said plainly."""
+    result = fn(*args)
+    if result is Ellipsis:
+        raise NotAnswered("your function still returns `...`: replace it with your code.")
+    if result is None:
+        raise Wrong(f"your function returned None: end it with `return` and {returns}.")
+    return result
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _library_dirs() -> tuple[str, ...]:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the featviz package
+    roots = {here, sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__)}
+    return tuple(os.path.abspath(r) + os.sep for r in roots if r and len(os.path.abspath(r)) > 1)
+
+
+def _learner_frame(exc: BaseException) -> tuple[str, int, str] | None:
+    """(function, line number, line) of the deepest frame of the learner's own code."""
+    libs = _library_dirs()
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        name = os.path.abspath(code.co_filename) if not code.co_filename.startswith("<") \
+            else code.co_filename
+        if not name.startswith(libs) and not name.startswith("<frozen"):
+            line = linecache.getline(code.co_filename, tb.tb_lineno, tb.tb_frame.f_globals)
+            found = (code.co_name, tb.tb_lineno, line.strip())
+        tb = tb.tb_next
+    return found
+
+
+def as_tensor_answer(value: Any, what: str) -> torch.Tensor:
+    """A tensor (or array) answer as a float CPU tensor; :class:`Wrong` otherwise."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu").float()
+    if hasattr(value, "__array__") and not isinstance(value, (str, bytes)):
+        return torch.as_tensor(value).float()
+    raise Wrong(f"{what} should be a tensor, got {type(value).__name__} {_short(value)}.")
+
+
+def expect_close(got: Any, expected: torch.Tensor, what: str, *, atol: float = 1e-5,
+                 rtol: float = 1e-4) -> None:
+    """:class:`Wrong` unless ``got`` has ``expected``'s shape and values: says where and by how much."""
+    got = as_tensor_answer(got, what)
+    expected = expected.detach().to("cpu").float()
+    if tuple(got.shape) != tuple(expected.shape):
+        raise Wrong(f"{what} has the wrong shape: expected {tuple(expected.shape)}, got "
+                    f"{tuple(got.shape)}.")
+    diff = (got - expected).abs()
+    bad = diff > atol + rtol * expected.abs()
+    if torch.isnan(got).any():
+        raise Wrong(f"{what} holds NaN values (at {_index(torch.isnan(got))}).")
+    if bad.any():
+        where = _index(bad & (diff == diff[bad].max()))
+        raise Wrong(f"{what} is off: at index {where} expected {float(expected[where]):.5g}, "
+                    f"got {float(got[where]):.5g} (a difference of {float(diff[where]):.3g}); "
+                    f"{int(bad.sum())} of {bad.numel()} values differ.")
+
+
+def _index(mask: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in mask.nonzero()[0]) if mask.dim() else ()
+
+
+class HookSpy:
+    """Watches the hooks registered on some modules, to tell whether any is left behind.
+
+    Every ``register_*_hook`` call on the watched modules goes through the spy,
+    which counts each later run of the hook. :meth:`live_hooks` runs a probe
+    forward and backward pass: a hook that still runs was not removed.
+    Uses only public ``nn.Module`` methods.
+    """
+
+    METHODS = ("register_forward_hook", "register_forward_pre_hook",
+               "register_full_backward_hook", "register_full_backward_pre_hook",
+               "register_backward_hook")
+
+    def __init__(self, modules: Iterable[torch.nn.Module]) -> None:
+        self.calls = 0
+        self.registered = 0
+        self.modules = list(modules)
+        for module in self.modules:
+            for method in self.METHODS:
+                if hasattr(module, method):
+                    object.__setattr__(module, method, self._wrap(getattr(module, method)))
+
+    def _wrap(self, register: Callable[..., Any]) -> Callable[..., Any]:
+        def spied_register(hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            def spied(*a: Any, **k: Any) -> Any:
+                self.calls += 1
+                return hook(*a, **k)
+
+            self.registered += 1
+            return register(spied, *args, **kwargs)
+
+        return spied_register
+
+    def live_hooks(self, model: torch.nn.Module, x: torch.Tensor) -> int:
+        """How many hook runs one probe forward and backward pass of ``model`` triggers."""
+        self.calls = 0
+        xg = x.detach().clone().requires_grad_(True)
+        try:
+            with torch.enable_grad():
+                out = model(xg)
+                torch.autograd.grad(out.float().sum(), xg, allow_unused=True)
+        except Exception:  # a leftover hook that breaks the pass still counts as left
+            self.calls = max(self.calls, 1)
+        return self.calls
+
+    def release(self) -> None:
+        for module in self.modules:
+            for method in self.METHODS:
+                module.__dict__.pop(method, None)
+
+
+class ModeGuard:
+    """Remembers each module's train/eval mode, to tell whether a function changed it."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.modes = [(name, m, m.training) for name, m in model.named_modules()]
+
+    def changed(self) -> list[tuple[str, bool]]:
+        """``(name, now_training)`` of each module whose mode differs from before."""
+        return [(name or "the model", m.training) for name, m, mode in self.modes
+                if m.training != mode]
+
+    def check(self) -> None:
+        changed = self.changed()
+        if changed:
+            name, training = changed[0]
+            now = "train" if training else "eval"
+            raise Wrong(f"your function left the model in {now} mode ({name}.training is now "
+                        f"{training}). Put it back as you found it: remember "
+                        f"`was_training = model.training` and call `model.train(was_training)` "
+                        f"at the end (in a `finally:` block).")
+
+    def restore(self) -> None:
+        for _, m, mode in self.modes:
+            m.training = mode
+
+
+# --------------------------------------------------------------------------- exercise
+
+
 @dataclass
 class Exercise:
     """One question: a checker, a hint and a solution.
 
     ``check`` prints a short verdict and returns a :class:`Verdict`, true when
     the answer is right (so a test can assert on it); it never raises for a
-    wrong answer.
+    wrong answer, nor for an error in the learner's code.
+
+    Parameters
+    ----------
+    kind : ``"value"``, ``"predict"`` (asked before the cell that shows it) or
+        ``"code"`` (the answer is a function; the solution is code that defines it).
+    giveaways : the texts that would give the answer away if a cell above the
+        question printed them (a tuple, or a function returning them, for answers
+        computed from the model); :meth:`expected_texts` returns them.
+    error_hints : ``(part of an error message, what to do)`` pairs, added to the
+        report when the learner's code raises an error whose message holds the part.
     """
 
     name: str
     prompt: str
-    checker: Callable[[Any], None]
+    checker: Callable[[Any], Any]
     hint_text: str
     solution_text: str
+    kind: str = "value"
+    giveaways: Sequence[str] | Callable[[], Sequence[str]] = ()
+    error_hints: Sequence[tuple[str, str]] = ()
     attempts: int = field(default=0, init=False)
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("value", "predict", "code"):
+            raise ValueError(f"kind must be 'value', 'predict' or 'code', got {self.kind!r}.")
+
+    def _not_answered(self, why: str = "") -> Verdict:
+        what = "your code" if self.kind == "code" else "your answer"
+        why = why or f"Replace the ... with {what} and run the cell again."
+        print(f"{self.name}: not answered yet. {why} ({self.name}.hint() gives a hint.)")
+        return Verdict(False)
+
     def check(self, answer: Any = NOT_ANSWERED) -> Verdict:
-        if answer is NOT_ANSWERED or answer is None:
-            print(f"{self.name}: not answered yet. Replace the ... with your answer and run "
-                  f"the cell again. ({self.name}.hint() gives a hint.)")
-            return Verdict(False)
+        if answer is NOT_ANSWERED or answer is None or is_stub(answer):
+            return self._not_answered()
         self.attempts += 1
         try:
-            self.checker(answer)
+            with torch.random.fork_rng(devices=[]):
+                remark = self.checker(answer)
+        except NotAnswered as exc:
+            self.attempts -= 1
+            return self._not_answered(str(exc))
         except Wrong as exc:
             extra = "" if self.attempts < 2 else f" Stuck? Try {self.name}.hint()."
             print(f"{self.name}: not quite. {exc}{extra}")
             return Verdict(False)
-        except Exception as exc:  # a checker tripping over an odd answer is still feedback
-            print(f"{self.name}: could not check this answer ({type(exc).__name__}: {exc}). "
-                  f"{self.prompt}")
-            return Verdict(False)
-        print(f"{self.name}: correct!")
+        except Exception as exc:  # noqa: BLE001 - every failure is feedback, never a traceback
+            return self._report_error(exc)
+        print(f"{self.name}: correct!" + (f" {remark}" if isinstance(remark, str) else ""))
         return Verdict(True)
+
+    def _report_error(self, exc: Exception) -> Verdict:
+        where = _learner_frame(exc)
+        message = f"{type(exc).__name__}: {exc}".strip()
+        if len(message) > 200 and ". " in message[:200]:  # torch's long messages: the gist
+            message = message[:message.index(". ", 0, 200) + 1]
+        if where is None:  # the checker tripped over an odd answer
+            print(f"{self.name}: could not check this answer ({message}). {self.prompt}")
+            return Verdict(False)
+        function, line, text = where
+        at = f" (in {function}, line {line}: `{text}`)" if text else f" (line {line})"
+        if "ellipsis" in str(exc).lower():
+            self.attempts -= 1
+            return self._not_answered(f"Your code still has a `...`{at}: replace it with code.")
+        hints = [hint for part, hint in self.error_hints if part.lower() in message.lower()]
+        sep = " " if message.endswith((".", "!", "?")) else ". "
+        print(f"{self.name}: your code raised an error{at}: {message}"
+              + (f"{sep}{hints[0]}" if hints else ""))
+        return Verdict(False)
 
     def hint(self) -> None:
         print(f"{self.name} hint: {self.hint_text}")
@@ -94,8 +340,13 @@ class Exercise:
     def solution(self) -> None:
         print(f"{self.name} solution:\n{self.solution_text}")
 
+    def expected_texts(self) -> list[str]:
+        """Texts that give the answer away: none of them may be printed above the question."""
+        texts = self.giveaways() if callable(self.giveaways) else self.giveaways
+        return [str(t) for t in texts]
+
     def __repr__(self) -> str:
-        return f"<Exercise {self.name}: {self.prompt}>"
+        return f"<Exercise {self.name} ({self.kind}): {self.prompt}>"
 
 
 def expect_equal(expected: Any, message: str) -> Callable[[Any], None]:
@@ -141,3 +392,111 @@ def as_number(answer: Any, what: str = "a number") -> float:
     if isinstance(answer, numbers.Real):
         return float(answer)
     raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")
+
+
+def as_choice(answer: Any, choices: dict[str, Sequence[str]], what: str) -> str:
+    """A short text answer as one of ``choices`` (``{choice: accepted spellings}``)."""
+    if isinstance(answer, bool):
+        answer = "yes" if answer else "no"
+    if not isinstance(answer, str):
+        raise Wrong(f"give {what} as a string, e.g. {next(iter(choices))!r}, not "
+                    f"{type(answer).__name__}.")
+    text = answer.strip().lower()
+    for choice, spellings in choices.items():
+        if text == choice or text in spellings:
+            return choice
+    raise Wrong(f"{answer!r} is not one of the choices: "
+                + ", ".join(repr(c) for c in choices) + ".")
+
+
+# --------------------------------------------------------------------------- questionnaire
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    """End-of-lesson questions; ``questionnaire()`` prints them, ``answers=True`` with answers."""
+
+    items: tuple[tuple[str, str], ...]
+
+    def __call__(self, answers: bool = False) -> None:
+        for i, (question, answer) in enumerate(self.items, start=1):
+            print(f"{i}. {question}")
+            if answers:
+                print(f"   Answer: {answer}")
+
+    def markdown(self, answers: bool = False) -> str:
+        """The questions as a numbered markdown list (the answers in a details block)."""
+        lines = [f"{i}. {q}" for i, (q, _) in enumerate(self.items, start=1)]
+        if answers:
+            lines += ["", "<details><summary>Answers</summary>", ""]
+            lines += [f"{i}. {a}" for i, (_, a) in enumerate(self.items, start=1)]
+            lines += ["", "</details>"]
+        return "\n".join(lines)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Further reading: ``(reference, link, why read it)`` entries, primary sources first."""
+
+    items: tuple[tuple[str, str, str], ...]
+
+    def __call__(self) -> None:
+        for ref, link, why in self.items:
+            print(f"- {ref} {link}".rstrip() + f"\n  {why}")
+
+    def markdown(self) -> str:
+        return "\n".join(f"- {ref}" + (f" [{link}]({link})" if link else "") + f" — {why}"
+                         for ref, link, why in self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+#: Primary sources, cited by the lessons' further reading.
+SOURCES = {
+    "lecun1998": ("LeCun, Bottou, Bengio and Haffner (1998). Gradient-based learning applied "
+                  "to document recognition. Proceedings of the IEEE 86(11).",
+                  "https://doi.org/10.1109/5.726791"),
+    "erhan2009": ("Erhan, Bengio, Courville and Vincent (2009). Visualizing higher-layer "
+                  "features of a deep network. Technical report 1341, Université de Montréal.",
+                  ""),
+    "zeiler2014": ("Zeiler and Fergus (2014). Visualizing and understanding convolutional "
+                   "networks. ECCV.", "https://arxiv.org/abs/1311.2901"),
+    "simonyan2014": ("Simonyan, Vedaldi and Zisserman (2014). Deep inside convolutional "
+                     "networks: visualising image classification models and saliency maps. "
+                     "ICLR workshop.", "https://arxiv.org/abs/1312.6034"),
+    "zhou2016": ("Zhou, Khosla, Lapedriza, Oliva and Torralba (2016). Learning deep features "
+                 "for discriminative localization. CVPR.", "https://arxiv.org/abs/1512.04150"),
+    "selvaraju2017": ("Selvaraju, Cogswell, Das, Vedantam, Parikh and Batra (2017). Grad-CAM: "
+                      "visual explanations from deep networks via gradient-based localization. "
+                      "ICCV.", "https://arxiv.org/abs/1610.02391"),
+    "smilkov2017": ("Smilkov, Thorat, Kim, Viégas and Wattenberg (2017). SmoothGrad: removing "
+                    "noise by adding noise.", "https://arxiv.org/abs/1706.03825"),
+    "adebayo2018": ("Adebayo, Gilmer, Muelly, Goodfellow, Hardt and Kim (2018). Sanity checks "
+                    "for saliency maps. NeurIPS.", "https://arxiv.org/abs/1810.03292"),
+    "olah2017": ("Olah, Mordvintsev and Schubert (2017). Feature visualization. Distill.",
+                 "https://distill.pub/2017/feature-visualization/"),
+    "olah2018": ("Olah, Satyanarayan, Johnson, Carter, Schubert, Ye and Mordvintsev (2018). "
+                 "The building blocks of interpretability. Distill.",
+                 "https://distill.pub/2018/building-blocks/"),
+    "dumoulin2016": ("Dumoulin and Visin (2016). A guide to convolution arithmetic for deep "
+                     "learning.", "https://arxiv.org/abs/1603.07285"),
+    "kingma2015": ("Kingma and Ba (2015). Adam: a method for stochastic optimization. ICLR.",
+                   "https://arxiv.org/abs/1412.6980"),
+    "luo2016": ("Luo, Li, Urtasun and Zemel (2016). Understanding the effective receptive "
+                "field in deep convolutional neural networks. NeurIPS.",
+                "https://arxiv.org/abs/1701.04128"),
+    "he2016": ("He, Zhang, Ren and Sun (2016). Deep residual learning for image recognition. "
+               "CVPR.", "https://arxiv.org/abs/1512.03385"),
+    "ioffe2015": ("Ioffe and Szegedy (2015). Batch normalization: accelerating deep network "
+                  "training by reducing internal covariate shift. ICML.",
+                  "https://arxiv.org/abs/1502.03167"),
+}
+
+
+def reading(*entries: tuple[str, str]) -> Reading:
+    """A :class:`Reading` from ``(source key, why read it)`` pairs."""
+    return Reading(tuple((*SOURCES[key], why) for key, why in entries))

@@ -1,10 +1,16 @@
 """Exercises of lesson 02 (the model)."""
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+from torch import nn
 
-from . import Exercise, Wrong, as_int
+from . import Exercise, Questionnaire, Wrong, as_choice, as_int, call, need_function
+from . import reading as _reading
 
 
 def _conv3(answer: Any) -> None:
@@ -24,6 +30,7 @@ q1 = Exercise(
     checker=_conv3,
     hint_text="Without padding and with stride 1, out = in - kernel + 1.",
     solution_text="answer = 28 - 3 + 1   # 26",
+    giveaways=("26, 26)",),
 )
 
 
@@ -41,12 +48,14 @@ def _conv2_params(answer: Any) -> None:
 
 q2 = Exercise(
     name="q2",
-    prompt="How many parameters (weights and biases) does conv2 have?",
+    prompt="Predict: how many parameters (weights and biases) does conv2 have?",
     checker=_conv2_params,
     hint_text="conv2 has 32 filters; each one spans all 16 input channels with a 5 x 5 "
               "kernel, and has one bias. Check with model.conv2.weight.numel().",
     solution_text="answer = 32 * 16 * 5 * 5 + 32   # 12,832\n"
                   "# or: sum(p.numel() for p in model.conv2.parameters())",
+    kind="predict",
+    giveaways=("12,832", "12832"),
 )
 
 
@@ -70,4 +79,215 @@ q3 = Exercise(
     hint_text="Apply the same steps as for 28: 32 -> conv1 -> pool1 -> conv2 -> pool2, "
               "then channels x height x width.",
     solution_text="answer = 32 * 5 * 5   # 32 -> 28 -> 14 -> 10 -> 5, so 800",
+    giveaways=("800",),
+)
+
+
+# --------------------------------------------------------------------------- code: output size
+
+def _reference_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """What a convolution really gives (run on the meta device: shapes only, no arithmetic)."""
+    x = torch.empty(1, 1, size, size, device="meta")
+    w = torch.empty(1, 1, kernel, kernel, device="meta")
+    return int(F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation).shape[-1])
+
+
+def _pair(v: Any, axis: int) -> int:
+    return int(v[axis]) if isinstance(v, (tuple, list)) else int(v)
+
+
+@lru_cache(maxsize=1)
+def _layer_cases() -> tuple[tuple[int, int, int, int, int, int, str], ...]:
+    """(size, kernel, stride, padding, dilation, output size, where) for every conv and pool
+    layer of the SimpleCNN and of a ResNet-18, read off a forward pass on the meta device."""
+    from torchvision.models import resnet18
+
+    from ..models import SimpleCNN
+
+    cases: list[tuple[int, int, int, int, int, int, str]] = []
+    with torch.device("meta"):
+        nets = [("SimpleCNN", SimpleCNN(), (1, 1, 28, 28)),
+                ("ResNet-18", resnet18(), (1, 3, 224, 224)),
+                ("ResNet-18 on a 37 x 53 image", resnet18(), (1, 3, 37, 53))]
+    for net_name, net, shape in nets:
+        handles = []
+
+        def record(name: str) -> Any:
+            def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+                for axis in (0, 1):
+                    d = getattr(module, "dilation", 1)
+                    cases.append((int(inputs[0].shape[2 + axis]), _pair(module.kernel_size, axis),
+                                  _pair(module.stride, axis), _pair(module.padding, axis),
+                                  _pair(d, axis), int(output.shape[2 + axis]),
+                                  f"{net_name}, layer {name!r}"))
+            return hook
+
+        for name, module in net.named_modules():
+            if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+                handles.append(module.register_forward_hook(record(name)))
+        try:
+            with torch.no_grad():
+                net.eval()(torch.empty(shape, device="meta"))
+        finally:
+            for h in handles:
+                h.remove()
+    for args in [(7, 3, 2, 1, 2), (10, 3, 1, 2, 3), (5, 5, 1, 0, 1), (6, 3, 3, 0, 1),
+                 (28, 5, 1, 2, 1), (1, 1, 1, 0, 1), (9, 2, 2, 0, 1)]:
+        cases.append((*args, _reference_size(*args), "a made-up layer"))
+    return tuple(dict.fromkeys(cases))   # unique, in order
+
+
+def _as_size(got: Any, size: int, k: int, s: int, p: int, d: int) -> int:
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise Wrong(f"return the output size as a whole number (an int), not "
+                    f"{type(got).__name__}.")
+    if isinstance(got, float) and not got.is_integer():
+        raise Wrong(f"for size={size}, kernel={k}, stride={s}, padding={p}, dilation={d} "
+                    f"your function returns {got:g}: a layer fits a whole number of "
+                    f"windows. Use floor division, //.")
+    return int(got)
+
+
+#: Typical slips, as formulas of (size, kernel, stride, padding, dilation), and what to say.
+_SLIPS = (
+    (lambda n, k, s, p, d: (n + 2 * p - d * (k - 1) - 1) // s,
+     "off by one: the window's first position counts too, so add 1 after the division."),
+    (lambda n, k, s, p, d: (n + 2 * p - k) // s + 1,
+     "dilation spreads the kernel: it spans dilation x (kernel - 1) + 1 pixels, not kernel."),
+    (lambda n, k, s, p, d: (n + 2 * p - d * k) // s + 1,
+     "a dilated kernel spans dilation x (kernel - 1) + 1 pixels, not dilation x kernel."),
+    (lambda n, k, s, p, d: (n + p - d * (k - 1) - 1) // s + 1,
+     "padding is added on both sides: the padded size is size + 2 x padding."),
+    (lambda n, k, s, p, d: n + 2 * p - d * (k - 1),
+     "the window moves stride pixels at a time: divide the free room by the stride."),
+    (lambda n, k, s, p, d: math.ceil((n + 2 * p - d * (k - 1) - 1) / s) + 1,
+     "round down (//): a window that would hang over the edge is not used."),
+)
+
+
+def _out_size(answer: Any) -> str:
+    fn = need_function(answer, "out_size(size, kernel, stride=1, padding=0, dilation=1)")
+    cases = _layer_cases()
+    got = [_as_size(call(fn, *case[:5], returns="the output size (an int)"), *case[:5])
+           for case in cases]
+    wrong = [(g, c) for g, c in zip(got, cases) if g != c[5]]
+    if not wrong:
+        return (f"It agrees with all {len(cases)} layers tried, every conv and pool of a "
+                f"SimpleCNN and a ResNet-18 included.")
+    g, (size, k, s, p, d, expected, where) = wrong[0]
+    example = (f"for size={size}, kernel={k}, stride={s}, padding={p}, dilation={d} "
+               f"({where}) your function gives {g}, the layer {expected}")
+    for slip, why in _SLIPS:
+        if all(slip(*c[:5]) == value for value, c in zip(got, cases)):
+            raise Wrong(f"{example}: {why}")
+    raise Wrong(f"{example} ({len(wrong)} of {len(cases)} layers disagree).")
+
+
+q4 = Exercise(
+    name="q4",
+    prompt="Write out_size(size, kernel, stride=1, padding=0, dilation=1): the height (or "
+           "width) of the maps a convolution or pooling layer makes from maps of height `size`.",
+    checker=_out_size,
+    hint_text="The padded input has size + 2 * padding pixels; a dilated kernel spans "
+              "dilation * (kernel - 1) + 1 of them. Count the positions where that span fits, "
+              "moving stride pixels at a time: the first one, plus one per full stride left.",
+    solution_text="def out_size(size, kernel, stride=1, padding=0, dilation=1):\n"
+                  "    span = dilation * (kernel - 1) + 1          # pixels the kernel covers\n"
+                  "    return (size + 2 * padding - span) // stride + 1\n"
+                  "answer = out_size",
+    kind="code",
+)
+
+
+# --------------------------------------------------------------------------- predict
+
+def _pool2_shape(answer: Any) -> None:
+    if isinstance(answer, torch.Tensor):
+        raise Wrong("give the shape as a tuple, not a tensor.")
+    try:
+        got = tuple(int(v) for v in answer)
+    except (TypeError, ValueError):
+        raise Wrong(f"give a shape as a tuple, e.g. (1, 16, 24, 24), not {answer!r}.") from None
+    if got in ((1, 32, 4, 4), (32, 4, 4)):
+        return
+    if len(got) in (3, 4) and got[-3] == 16:
+        raise Wrong("pool2 keeps the channels of conv2, which makes 32 maps (conv1 makes 16).")
+    if got[-2:] == (8, 8):
+        raise Wrong("8 x 8 is conv2's size; pool2 halves it.")
+    if got[-2:] == (5, 5):
+        raise Wrong("each 5 x 5 convolution takes 4 pixels off, not 3: 28 -> 24 -> 12 -> 8 -> 4.")
+    raise Wrong(f"{got} is not it: follow the width, 28 -> conv1 -> pool1 -> conv2 -> pool2, "
+                f"and the channels of conv2.")
+
+
+p1 = Exercise(
+    name="p1",
+    prompt="Predict: what shape (N, C, H, W) does pool2 give for one 28 x 28 digit?",
+    checker=_pool2_shape,
+    hint_text="conv1 and conv2 are 5 x 5 without padding (-4 pixels each), pool1 and pool2 "
+              "halve; conv2 makes 32 maps.",
+    solution_text="answer = (1, 32, 4, 4)   # 28 -> 24 -> 12 -> 8 -> 4, 32 channels",
+    kind="predict",
+    giveaways=("32, 4, 4)",),
+)
+
+_LAYERS = {name: (name,) for name in ("conv1", "conv2", "fc1", "fc2", "fc3")}
+
+
+def _most_work(answer: Any) -> None:
+    choice = as_choice(answer, _LAYERS, "a layer name")
+    if choice == "conv2":
+        return
+    if choice == "fc1":
+        raise Wrong("fc1 holds the most weights, but uses each one once per image; a "
+                    "convolution uses each of its weights at every position of its maps.")
+    if choice == "conv1":
+        raise Wrong("conv1 runs at many positions (24 x 24), but has only 16 x 25 weights; "
+                    "another layer has 80 times more weights at 8 x 8 positions.")
+    raise Wrong(f"{choice} is small and runs once per image; look at the convolutions.")
+
+
+p2 = Exercise(
+    name="p2",
+    prompt="Predict: which layer does the most multiply-adds for one image: conv1, conv2, "
+           "fc1, fc2 or fc3?",
+    checker=_most_work,
+    hint_text="A linear layer uses each weight once per image. A convolution uses each weight "
+              "once per position of its output: weights x height x width.",
+    solution_text="answer = 'conv2'   # 12,800 weights x 8 x 8 positions = 819,200",
+    kind="predict",
+    giveaways=("of the multiply-adds",),
+)
+
+
+questionnaire = Questionnaire((
+    ("What are the four kinds of layer in the SimpleCNN, and what does each do to the shape "
+     "(N, C, H, W)?",
+     "Conv2d changes C to the number of filters and shrinks H, W by kernel - 1 (no padding); "
+     "ReLU keeps the shape; MaxPool2d(2) halves H and W; Flatten makes (N, C*H*W) for the "
+     "Linear layers."),
+    ("Write the output size of a convolution with kernel k, stride s, padding p, dilation d.",
+     "floor((W + 2p - d(k - 1) - 1) / s) + 1."),
+    ("Why does fc1 take 32 * 4 * 4 inputs, and what breaks with 36 x 36 images?",
+     "conv2 makes 32 maps, and 28 pixels shrink to 4 (conv -4, pool /2, twice). With 36 x 36 "
+     "inputs the maps are 6 x 6, flatten gives 1,152 values and fc1 refuses them."),
+    ("How many parameters does a Conv2d(16, 32, 5) have, and why does it not depend on the "
+     "image size?",
+     "32 x 16 x 5 x 5 weights + 32 biases = 12,832: the same small filters slide over every "
+     "position."),
+    ("Which layers hold most of the SimpleCNN's weights, and which do most of its arithmetic?",
+     "fc1 holds about 72% of the weights; the two convolutions do more than 90% of the "
+     "multiply-adds."),
+    ("What does featviz.layers(model) show, and why do later lessons need its names?",
+     "Every named layer with its type, output shape and parameter count; capture and the "
+     "other tools take these names to look inside."),
+))
+
+reading = _reading(
+    ("lecun1998", "LeNet-5, the ancestor of the SimpleCNN: convolution, subsampling, fully "
+                  "connected layers (section II)."),
+    ("dumoulin2016", "the output-size arithmetic of convolution and pooling, with padding, "
+                     "strides and dilation, drawn step by step."),
 )

@@ -106,6 +106,8 @@ q3 = Exercise(
     prompt="Synthesise an image that the model calls a 3 with at least 99% probability.",
     checker=_three,
     hint_text="The class scores are the outputs of 'fc3', one 'channel' per digit: "
-              "featviz.maximize_activation(model, 'fc3', 3) climbs the score of class 3.",
-    solution_text="answer = featviz.maximize_activation(model, 'fc3', 3).images[0]",
+              "featviz.maximize_activation(model, 'fc3', 3, value_range=featviz.MNIST_RANGE) "
+              "climbs the score of class 3, keeping the image within MNIST's pixel range.",
+    solution_text="answer = featviz.maximize_activation(model, 'fc3', 3, "
+                  "value_range=featviz.MNIST_RANGE).images[0]",
 )

@@ -1,0 +1,240 @@
+"""The hook core: the options, :class:`Capture`, and the functions built on it."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Callable, Union
+
+import torch
+from torch import Tensor, nn
+
+from .._torch import as_tensor, batches, explain_input, model_device, run_model, tensors_in
+from .names import LayerSpec, check_model, resolve_layers
+from .results import Activations
+
+#: What ``channels=`` accepts.
+ChannelSpec = Union[None, int, slice, range, Iterable[int], Tensor]
+
+
+def channel_max(t: Tensor) -> Tensor:
+    """``reduce="max"``: maps ``(N, C, H, W)`` or ``(N, C, L)`` -> ``(N, C, 3)``, each channel's
+    ``[maximum, row, column]`` (row 0 for ``(N, C, L)``); ``(N, F)`` is kept whole.
+
+    >>> channel_max(torch.tensor([[[[1., 5.], [7., 2.]]]])).tolist()
+    [[[7.0, 1.0, 0.0]]]
+    """
+    if t.dim() < 3:
+        return t
+    values, where = t.flatten(2).max(dim=2)
+    kind, width = torch.promote_types(t.dtype, torch.float32), t.shape[-1]  # exact below 2**24
+    return torch.stack([values.to(kind), (where // width).to(kind), (where % width).to(kind)], -1)
+
+
+@dataclasses.dataclass
+class CaptureOptions:
+    """How captured values are kept: the options of :func:`capture`, :func:`activations`, :func:`batched_activations`.
+
+    to_cpu : copies on the CPU (default, ready for numpy); ``False``: on the model's device.
+    detach : detached copies (default); ``False`` keeps them in the autograd graph.
+    channels : keep only these channels (dimension 1) of outputs with 3 or more dimensions.
+    dtype : store in this dtype, e.g. ``torch.float16`` to halve the memory.
+    grad : also keep the gradient w.r.t. each captured output in ``acts.grads`` when a
+        backward pass runs (needs gradients enabled); the same options apply.
+    reduce : a function applied to each output in the hook (after ``channels``), so whole
+        maps are never kept; ``"max"`` is :func:`channel_max`.
+    """
+
+    to_cpu: bool = True
+    detach: bool = True
+    channels: ChannelSpec = None
+    dtype: Union[torch.dtype, str, None] = None
+    grad: bool = False
+    reduce: Union[str, Callable[[Tensor], Tensor], None] = None
+    _index: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.dtype, str) and isinstance(getattr(torch, self.dtype, None), torch.dtype):
+            self.dtype = getattr(torch, self.dtype)
+        if not (self.dtype is None or isinstance(self.dtype, torch.dtype)):
+            raise TypeError(f"dtype= takes a torch dtype such as torch.float16, got {self.dtype!r}")
+        ch = self.channels
+        if isinstance(ch, range) and ch.step > 0:
+            ch = slice(ch.start, ch.stop, ch.step)
+        if not (ch is None or isinstance(ch, slice)):
+            idx = torch.as_tensor([ch] if isinstance(ch, int) else list(ch))
+            if idx.dim() != 1 or idx.dtype.is_floating_point or idx.dtype == torch.bool or not len(idx):
+                raise TypeError("channels= takes an int, a slice/range, or a non-empty list of "
+                                f"channel indices; got {ch!r}")
+            ch = idx.long()
+        self.channels = ch
+        self.reduce = channel_max if self.reduce == "max" else self.reduce
+        if self.reduce is not None and not callable(self.reduce):
+            raise TypeError(f"reduce= takes 'max' or a function of a tensor, got {self.reduce!r}")
+
+    def _select(self, name: str, t: Tensor) -> Tensor:
+        n, ch, is_slice = t.shape[1], self.channels, isinstance(self.channels, slice)
+        last = max(ch.start or 0, (ch.stop or 0) - 1) if is_slice else int(ch.max())
+        if last >= n or (not is_slice and int(ch.min()) < -n):
+            raise ValueError(f"channels={ch.tolist() if isinstance(ch, Tensor) else ch} asks for "
+                             f"channel {last} but layer {name!r} has {n} (indices 0..{n - 1}).")
+        if is_slice:
+            return t[:, ch]
+        if t.device not in self._index:
+            self._index[t.device] = ch.to(t.device)
+        return t.index_select(1, self._index[t.device] % n)
+
+    def store(self, name: str, t: Tensor) -> Tensor:
+        """``t``, the output of layer ``name``, as these options keep it: always a new tensor."""
+        src = t = t.detach() if self.detach else t
+        if self.channels is not None and t.dim() >= 3:
+            t = self._select(name, t)
+        if self.reduce is not None:
+            t = self.reduce(t)
+        fresh = t is not src and t.untyped_storage().data_ptr() != src.untyped_storage().data_ptr()
+        # with to_cpu on a GPU the transfer is the copy
+        return t.to("cpu" if self.to_cpu else t.device, self.dtype or t.dtype, copy=not fresh)
+
+
+@dataclasses.dataclass
+class _Hook:
+    """One hooked layer: its name, its rank in ``layers=``, its calls in the current pass."""
+    name: str
+    rank: int
+    pass_no: int = 0
+    calls: int = 0
+
+
+class Capture:
+    """What :func:`capture` returns: each ``with`` block (or ``start()`` ... ``stop()``) gives
+    a fresh :class:`Activations`, so one capture serves many blocks."""
+
+    def __init__(self, model: nn.Module, layers: LayerSpec = None, **options: Any) -> None:
+        check_model(model)
+        self.model, self.names = model, resolve_layers(model, layers)
+        self.options = CaptureOptions(**options)
+        self.acts = Activations(self.names)
+        self._handles: list[Any] = []
+        self._depth = 0  # > 0 while the model's own forward() runs
+        self._last_input: Any = None
+
+    def _root_pre(self, module: nn.Module, args: tuple) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self.acts.passes += 1
+            self._last_input = args[0] if args else None
+
+    def _root_post(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._depth -= 1  # also when the forward pass fails (always_call)
+
+    def _record(self, hook: _Hook, module: nn.Module, args: tuple, output: Any) -> None:
+        acts, opts = self.acts, self.options
+        if self._depth and hook.pass_no == acts.passes:
+            hook.calls += 1
+        else:  # the first call in this pass (a layer called outside the model: every call)
+            hook.pass_no, hook.calls = acts.passes, 0
+        key = hook.name if hook.calls == 0 else f"{hook.name}#{hook.calls}"
+        if not isinstance(output, (Tensor, tuple, list, Mapping)):
+            raise TypeError(f"layer {hook.name!r} ({type(module).__name__}) returned a {type(output).__name__}; "
+                            "featviz captures tensors and tuples, lists or dicts of tensors. Capture one of "
+                            "its submodules instead (featviz.layers(model) lists them).")
+        for seq, (path, t) in enumerate(tensors_in(output)):
+            slot = acts._add(key + path, (hook.rank, hook.calls, seq), opts.store(hook.name, t))
+            if opts.grad and t.requires_grad:
+                acts.grads._watch(key + path, slot, t, functools.partial(opts.store, hook.name))
+
+    def start(self) -> Activations:
+        """Register the hooks and return the (live) :class:`Activations`."""
+        if self._handles:
+            raise RuntimeError("this capture is already active; use it in one `with` block at a time")
+        self.acts, self._depth = Activations(self.names), 0
+        named = dict(self.model.named_modules())
+        try:
+            for rank, name in enumerate(self.names):
+                record = functools.partial(self._record, _Hook(name, rank))
+                self._handles.append(named[name].register_forward_hook(record))
+            # after the layer hooks, so that a hook on the model itself still sees the pass
+            self._handles.append(self.model.register_forward_pre_hook(self._root_pre))
+            self._handles.append(self.model.register_forward_hook(self._root_post, always_call=True))
+        except BaseException:
+            self.stop()
+            raise
+        return self.acts
+
+    def stop(self) -> None:
+        """Remove every hook (safe to call twice)."""
+        handles, self._handles, self._depth = self._handles, [], 0
+        for handle in handles:
+            handle.remove()
+
+    def run(self, x: Any) -> Activations:
+        """``model(x)`` once inside this capture (no graph unless ``grad``/``detach=False``)."""
+        x = as_tensor(x, self.model)
+        with torch.set_grad_enabled(self.options.grad or not self.options.detach), self as acts:
+            acts.output = run_model(self.model, x)
+        return acts
+
+    __enter__ = start
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        last_input, self._last_input = self._last_input, None
+        self.stop()
+        if isinstance(exc, (RuntimeError, TypeError, ValueError)) and last_input is not None:
+            better = explain_input(self.model, last_input)
+            if better is not None:
+                raise better from exc
+
+    def __repr__(self) -> str:
+        return (f"Capture({type(self.model).__name__}, {len(self.names)} layers, "
+                f"{'active' if self._handles else 'inactive'})")
+
+
+def capture(model: nn.Module, layers: LayerSpec = None, **options: Any) -> Capture:
+    """Record the outputs of ``layers`` (:func:`resolve_layers`; default every leaf) of any model, on
+    any device, during the passes inside a ``with`` block. Options: :class:`CaptureOptions`.
+
+    >>> import featviz, torch
+    >>> model = featviz.SimpleCNN().eval()
+    >>> with featviz.capture(model, ["conv1", "conv2"]) as acts:
+    ...     logits = model(torch.zeros(10, 1, 28, 28))
+    >>> acts["conv2"].shape
+    torch.Size([10, 32, 8, 8])
+    """
+    return Capture(model, layers, **options)
+
+
+def activations(model: nn.Module, x: Any, layers: LayerSpec = None, **options: Any) -> Activations:
+    """Run ``model(x)`` once and return the outputs of ``layers`` (see :func:`capture`).
+
+    ``x`` (a tensor or float numpy array) is moved to the model's device and dtype;
+    the model's mode is left as it is. Without ``grad=True``/``detach=False`` the
+    pass runs under ``no_grad``; with them ``acts.output[...].backward()`` fills ``acts.grads``.
+
+    >>> import featviz, torch
+    >>> featviz.activations(featviz.SimpleCNN(), torch.zeros(10, 1, 28, 28), "conv1")["conv1"].shape
+    torch.Size([10, 16, 24, 24])
+    """
+    return Capture(model, layers, **options).run(x)
+
+
+def batched_activations(model: nn.Module, data: Any, layers: LayerSpec = None,
+                        batch_size: int = 256, device: str | torch.device | None = None,
+                        **options: Any) -> Iterator[tuple[Tensor, Tensor | None, Activations]]:
+    """Stream ``(images, labels_or_None, acts)`` over ``data`` (images, an ``(images,
+    labels)`` pair, a Dataset or a DataLoader) one batch at a time. ``device``, if
+    given, is checked against the model's. ``reduce="max"`` keeps only each channel's
+    maximum and its position, computed in the hook.
+
+    >>> import featviz, torch
+    >>> x = torch.zeros(10, 1, 28, 28)
+    >>> [a["conv2"].shape for _, _, a in batched_activations(featviz.SimpleCNN(), x, "conv2",
+    ...                                                      batch_size=8, reduce="max")]
+    [torch.Size([8, 32, 3]), torch.Size([2, 32, 3])]
+    """
+    cap = Capture(model, layers, **options)
+    want, have = torch.device(device or model_device(model)), model_device(model)
+    if have.type != want.type or (want.index is not None and have.index != want.index):
+        raise ValueError(f"device={str(want)!r} but the model is on {str(have)!r}; move the "
+                         f"model first with model.to({str(want)!r}).")
+    for images, labels in batches(data, batch_size):
+        yield images, labels, cap.run(images)

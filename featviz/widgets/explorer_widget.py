@@ -1,0 +1,424 @@
+"""The explorer: pick an image, a layer, a filter and a moment of training, and see.
+
+In a notebook, ``featviz.explorer()`` as the last expression of a cell shows the
+live widget; ``ex.snapshot()`` gives a still figure of the same state for readers
+without a kernel.
+
+How it stays fast: for the current image, training moment and perturbation the
+kernel sends the activations of every layer once, as uint8 with a per-map
+offset and scale (:mod:`featviz.widgets._payload`), to :class:`ExplorerView`,
+whose front end (``explorer.js``) draws the grid, the single map, the colour
+bar and the prediction on a canvas. The layer, filter, view and scale controls
+are standard ipywidgets linked to that view in the browser (``jslink``): moving
+them draws at once, without the kernel, even while it is busy. Only the image,
+the training moment and the perturbation sliders ask the kernel, once per
+change. Clicking a position of a convolution's map asks it for the arithmetic
+behind that number (:func:`featviz.conv_arithmetic`).
+"""
+from __future__ import annotations
+
+import html
+import pathlib
+from typing import Any, Sequence
+
+import anywidget
+import ipywidgets as widgets
+import traitlets
+from torch import nn
+
+from ._payload import colormap_table
+from .explorer_data import ExplorerData, ExplorerError, Perturbation, default_images
+from .explorer_inspect import inspection
+
+__all__ = ["Explorer", "ExplorerView", "explorer", "ExplorerError", "default_images"]
+
+_HERE = pathlib.Path(__file__).parent
+_COLORMAPS = ("magma", "RdBu_r")
+_VIEWS = ("grid", "single")
+_SCALES = ("shared", "per-map")
+
+_CSS = """<style>
+.featviz-explorer .widget-toggle-buttons { display: flex; flex: 0 0 auto; align-items: baseline; }
+.featviz-explorer .widget-toggle-buttons > .widget-label {
+  flex: 0 0 60px; text-align: right; margin-right: 8px; overflow: visible; }
+.featviz-explorer .featviz-digits .widget-toggle-button { padding: 0; }
+.featviz-explorer .featviz-message { color: #b71c1c; }
+</style>"""
+
+
+class ExplorerView(anywidget.AnyWidget):
+    """The picture of the explorer, drawn in the browser from compact activations.
+
+    Synced traits: ``payload`` (bytes: every layer's maps as uint8, the filters,
+    the input picture), ``meta`` (their layout, offsets and scales, colour limits,
+    grid shapes, prediction), ``colormaps`` (256 RGB entries per name in
+    ``cmap_names``), ``layer_index`` / ``channel`` / ``view_index`` /
+    ``scale_index`` (linked to the controls in the browser), ``filter_control``
+    (the filter slider, whose range the browser sets when the layer changes),
+    ``inspection`` (the last convolution taken apart, see
+    :func:`featviz.widgets.explorer_inspect.inspection`).
+    """
+
+    _esm = _HERE / "explorer.js"
+    _css = _HERE / "explorer.css"
+    payload = traitlets.Bytes(b"").tag(sync=True)
+    meta = traitlets.Dict().tag(sync=True)
+    colormaps = traitlets.Bytes(b"").tag(sync=True)
+    cmap_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    layer_index = traitlets.Int(0).tag(sync=True)
+    channel = traitlets.Int(0).tag(sync=True)
+    view_index = traitlets.Int(0).tag(sync=True)
+    scale_index = traitlets.Int(0).tag(sync=True)
+    filter_control = traitlets.Instance(widgets.IntSlider, allow_none=True).tag(
+        sync=True, **widgets.widget_serialization)
+    inspection = traitlets.Dict().tag(sync=True)
+
+
+def _slider(kind: type, description: str, value: Any, lo: Any, hi: Any, step: Any,
+            css: str, width: str = "300px") -> widgets.Widget:
+    w = kind(value=value, min=lo, max=hi, step=step, description=description,
+             continuous_update=True, style={"description_width": "60px"},
+             layout=widgets.Layout(width=width))
+    w.add_class(css)
+    return w
+
+
+class Explorer(widgets.VBox):
+    """The feature-map explorer widget; build it with :func:`explorer`.
+
+    Controls (public attributes): ``image_slider``, ``digit_chooser`` (None without
+    labels), ``layer_dropdown``, ``filter_slider``, ``view``, ``norm`` (the colour
+    scale), ``time_slider`` (None without snapshots) and ``perturb_controls``
+    (``{"shift_x", "shift_y", "rotate", "scale", "erase", "noise"}`` sliders);
+    ``canvas`` is the :class:`ExplorerView`; ``message`` shows what is wrong,
+    when something is. ``ok`` is False when the explorer could not start.
+    """
+
+    def __init__(self, model: nn.Module | None, images: Any = None, labels: Any = None, *,
+                 snapshots: Any = "default", layers: Any = None, layer: str | None = None,
+                 view: str = "grid", norm: str = "shared",
+                 classes: Sequence[str] | None = None, cache_mb: float = 256.0) -> None:
+        super().__init__()
+        self.add_class("featviz-explorer")
+        self.message = widgets.HTML(value="")
+        self.message.add_class("featviz-message")
+        self.ok, self.problem = False, ""
+        self.image_slider = self.digit_chooser = self.layer_dropdown = None
+        self.filter_slider = self.view = self.norm = self.time_slider = None
+        self.perturb_controls: dict[str, widgets.Widget] = {}
+        self.canvas = ExplorerView()
+        self.sent = 0  # payloads sent to the browser: one per image / moment / perturbation
+        self._suspend = self._suspend_redraw = False
+        try:
+            if view not in _VIEWS:
+                raise ExplorerError(f"view must be 'grid' or 'single', got {view!r}.")
+            if norm not in _SCALES:
+                raise ExplorerError(f"norm must be 'shared' or 'per-map', got {norm!r}.")
+            self.data = ExplorerData(model, images, labels, snapshots=snapshots, layers=layers,
+                                     classes=classes, cache_mb=cache_mb)
+            if layer is not None and layer not in self.data.layer_names:
+                raise ExplorerError(f"layer {layer!r} has no feature maps to show; choose one "
+                                    f"of {', '.join(self.data.layer_names)}.")
+        except ExplorerError as exc:
+            self._fail(str(exc))
+            return
+        self.ok = True
+        self._build(layer or self.data.layer_names[0], view, norm)
+        self.redraw()
+
+    # -- building -----------------------------------------------------------
+    def _build(self, layer: str, view: str, norm: str) -> None:
+        d = self.data
+        desc = {"description_width": "60px"}
+        self.image_slider = _slider(widgets.IntSlider, "image", 0, 0, len(d.images) - 1, 1,
+                                    "featviz-image-slider", "360px")
+        top: list[widgets.Widget] = [self.image_slider]
+        if d.labels is not None:
+            present = sorted({int(v) for v in d.labels.tolist()})
+            self.digit_chooser = widgets.ToggleButtons(
+                options=[(d.class_name(k), k) for k in present], value=int(d.labels[0]),
+                description="label", style={**desc, "button_width": "32px"},
+                tooltips=[f"jump to the next image labelled {d.class_name(k)}" for k in present])
+            self.digit_chooser.add_class("featviz-digits")
+            top.append(self.digit_chooser)
+        options = [(f"{k}  ({c} maps {h}×{w})", k) for k, (c, h, w) in d.shapes.items()]
+        self.layer_dropdown = widgets.Dropdown(options=options, value=layer, description="layer",
+                                               style=desc, layout=widgets.Layout(width="360px"))
+        self.layer_dropdown.add_class("featviz-layer")
+        self.filter_slider = _slider(widgets.IntSlider, "filter", 0, 0, d.shapes[layer][0] - 1,
+                                     1, "featviz-filter-slider", "360px")
+        self.view = widgets.ToggleButtons(
+            options=[("all maps", "grid"), ("one map", "single")], value=view,
+            description="view", style={**desc, "button_width": "84px"},
+            tooltips=["every map of the layer, the chosen filter framed in green",
+                      "the chosen map large, beside the input and its filter; click it "
+                      "to see how a value is computed"])
+        self.view.add_class("featviz-view")
+        self.norm = widgets.ToggleButtons(
+            options=[("shared", "shared"), ("per map", "per-map")], value=norm,
+            description="scale", style={**desc, "button_width": "84px"},
+            tooltips=["one colour scale for the whole layer: maps compare",
+                      "each map stretched to its own range: weak patterns show"])
+        self.norm.add_class("featviz-scale")
+        rows = [top, [self.layer_dropdown, self.filter_slider], [self.view, self.norm]]
+        if len(d.snapshots) > 1:
+            self.time_slider = widgets.SelectionSlider(
+                options=[(label, i) for i, (label, _) in enumerate(d.snapshots)],
+                value=len(d.snapshots) - 1, description="training", continuous_update=True,
+                style=desc, layout=widgets.Layout(width="560px"))
+            self.time_slider.add_class("featviz-time-slider")
+            rows.append([self.time_slider])
+        rows += self._perturb_rows()
+        self._connect()
+        self.children = [
+            widgets.HTML(_CSS),
+            *[widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap")) for row in rows],
+            self.message, self.canvas,
+        ]
+
+    def _perturb_rows(self) -> list[list[widgets.Widget]]:
+        h, w = self.data.images.shape[-2:]
+        big = max(1, min(h, w) // 4)
+        c = self.perturb_controls
+        c["shift_x"] = _slider(widgets.IntSlider, "shift x", 0, -big, big, 1, "featviz-shift-x")
+        c["shift_y"] = _slider(widgets.IntSlider, "shift y", 0, -big, big, 1, "featviz-shift-y")
+        c["rotate"] = _slider(widgets.IntSlider, "rotate °", 0, -180, 180, 5, "featviz-rotate")
+        c["scale"] = _slider(widgets.FloatSlider, "scale", 1.0, 0.5, 2.0, 0.05, "featviz-zoom")
+        c["erase"] = _slider(widgets.IntSlider, "erase", 0, 0, min(h, w), 1, "featviz-erase")
+        c["noise"] = _slider(widgets.FloatSlider, "noise", 0.0, 0.0, 2.0, 0.05, "featviz-noise")
+        c["erase"].description_tooltip = "side of a square erased at the centre, in pixels"
+        reset = widgets.Button(description="undo changes", layout=widgets.Layout(width="120px"))
+        reset.add_class("featviz-reset")
+        reset.on_click(lambda _: self.reset_perturbation())
+        self.reset_button = reset
+        return [[c["shift_x"], c["shift_y"], c["rotate"]], [c["scale"], c["erase"], c["noise"], reset]]
+
+    def _connect(self) -> None:
+        v = self.canvas
+        v.cmap_names = list(_COLORMAPS)
+        v.colormaps = b"".join(colormap_table(n) for n in _COLORMAPS)
+        v.filter_control = self.filter_slider
+        # what the browser draws follows these controls there, without the kernel
+        v.layer_index, v.channel = self.layer_dropdown.index, self.filter_slider.value
+        v.view_index, v.scale_index = self.view.index, self.norm.index
+        self._links = [widgets.jslink((self.layer_dropdown, "index"), (v, "layer_index")),
+                       widgets.jslink((self.filter_slider, "value"), (v, "channel")),
+                       widgets.jslink((self.view, "index"), (v, "view_index")),
+                       widgets.jslink((self.norm, "index"), (v, "scale_index"))]
+        self.image_slider.observe(self._on_image, names="value")
+        if self.digit_chooser is not None:
+            self.digit_chooser.observe(self._on_digit, names="value")
+        self.layer_dropdown.observe(self._on_layer, names="value")
+        for w in (self.time_slider, *self.perturb_controls.values()):
+            if w is not None:
+                w.observe(lambda _: self.redraw(), names="value")
+        v.on_msg(self._on_view_msg)
+
+    def _fail(self, text: str) -> None:
+        self.problem = text
+        self.message.value = "<b>The explorer cannot start:</b> " + html.escape(text)
+        self.children = [widgets.HTML(_CSS), self.message]
+
+    # -- callbacks ----------------------------------------------------------
+    def _on_image(self, change: dict) -> None:
+        if self.digit_chooser is not None and self.data.labels is not None:
+            self._suspend = True
+            try:
+                self.digit_chooser.value = int(self.data.labels[change["new"]])
+            finally:
+                self._suspend = False
+        self.redraw()
+
+    def _on_digit(self, change: dict) -> None:
+        labels = self.data.labels
+        if self._suspend or labels is None:
+            return
+        digit, n, start = change["new"], len(labels), self.image_slider.value
+        if int(labels[start]) == digit:
+            return
+        for step in range(1, n + 1):
+            i = (start + step) % n
+            if int(labels[i]) == digit:
+                self.image_slider.value = i  # redraws through _on_image
+                return
+
+    def _on_layer(self, change: dict) -> None:
+        # the browser already did this when the change came from it: then nothing is sent
+        top = self.data.shapes[change["new"]][0] - 1
+        if self.filter_slider.max != top:
+            if self.filter_slider.value > top:
+                self.filter_slider.value = top
+            self.filter_slider.max = top
+
+    def _on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "inspect":
+            try:
+                self.inspect(self.data.layer_names[int(content["layer"])], int(content["channel"]),
+                             (int(content["row"]), int(content["col"])))
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                self.canvas.inspection = {"ok": False, "message": str(exc)}
+
+    # -- state --------------------------------------------------------------
+    @property
+    def state(self) -> dict[str, Any]:
+        """The current choice: image, layer, channel, view, norm and snapshot (indices)."""
+        if not self.ok:
+            return {}
+        top = self.data.shapes[self.layer_dropdown.value][0] - 1
+        return {
+            "image": int(self.image_slider.value),
+            "layer": self.layer_dropdown.value,
+            "channel": min(int(self.filter_slider.value), top),
+            "view": self.view.value,
+            "norm": self.norm.value,
+            "snapshot": int(self.time_slider.value) if self.time_slider is not None
+            else len(self.data.snapshots) - 1,
+        }
+
+    @property
+    def perturbation(self) -> Perturbation:
+        """The change made to the input by the perturbation sliders."""
+        c = self.perturb_controls
+        if not c:
+            return Perturbation()
+        return Perturbation(shift_x=float(c["shift_x"].value), shift_y=float(c["shift_y"].value),
+                            rotate=float(c["rotate"].value), scale=float(c["scale"].value),
+                            erase=int(c["erase"].value), noise=float(c["noise"].value))
+
+    def reset_perturbation(self) -> None:
+        """Put the perturbation sliders back to 'no change' (one redraw)."""
+        defaults = {"shift_x": 0, "shift_y": 0, "rotate": 0, "scale": 1.0, "erase": 0,
+                    "noise": 0.0}
+        changed = [k for k, v in defaults.items() if self.perturb_controls[k].value != v]
+        for i, k in enumerate(changed):
+            self._suspend_redraw = i < len(changed) - 1
+            self.perturb_controls[k].value = defaults[k]
+        self._suspend_redraw = False
+
+    @property
+    def images(self):
+        """The images the explorer shows, ``(N, C, H, W)``."""
+        return self.data.images if self.ok else None
+
+    @property
+    def snapshots(self) -> list:
+        return self.data.snapshots if self.ok else []
+
+    def input(self):
+        """The current input as the model sees it (perturbed), ``(1, C, H, W)``."""
+        return self.data.input(self.state["image"], self.perturbation)
+
+    def activations(self, index: int | None = None, snapshot: int | None = None) -> dict:
+        """The maps ``{layer: (C, H, W) array}`` of one image at one snapshot (default: the
+        current ones), with the current perturbation."""
+        s = self.state
+        return self.data.entry(s["image"] if index is None else index,
+                               s["snapshot"] if snapshot is None else snapshot,
+                               self.perturbation).maps
+
+    def prediction(self) -> tuple[str, float] | None:
+        """``(class name, probability)`` the model gives the current input, if it classifies."""
+        s = self.state
+        probs = self.data.entry(s["image"], s["snapshot"], self.perturbation).probs
+        if probs is None:
+            return None
+        k = int(probs.argmax())
+        return self.data.class_name(k), float(probs[k])
+
+    # -- sending ------------------------------------------------------------
+    def redraw(self) -> None:
+        """Send the activations of the current image, moment and perturbation to the
+        browser (one message). Problems are shown in ``message``, never raised."""
+        if not self.ok or getattr(self, "_suspend_redraw", False):
+            return
+        s = self.state
+        try:
+            data, meta = self.data.payload(s["image"], s["snapshot"], self.perturbation)
+        except ExplorerError as exc:
+            self.message.value = "<b>Cannot show this:</b> " + html.escape(str(exc))
+            return
+        self.sent += 1
+        meta["token"] = self.sent
+        old = self.canvas.inspection
+        with self.canvas.hold_sync():
+            self.canvas.meta = meta
+            self.canvas.payload = data
+        if self.message.value:
+            self.message.value = ""
+        if old.get("ok"):  # the inspector follows the input
+            self.inspect(old["layer"], old["channel"], (old["row"], old["col"]))
+
+    def inspect(self, layer: str, channel: int, position: tuple[int, int]) -> dict[str, Any]:
+        """Take one value of a convolution layer apart, show it in the inspector and return
+        it (the dict the browser draws; ``"ok"`` False with a ``"message"`` when it cannot)."""
+        s = self.state
+        _, model = self.data.snapshots[s["snapshot"]]
+        found = inspection(model, self.data, self.input(), layer, channel, position)
+        found["token"] = self.sent
+        self.canvas.inspection = found
+        return found
+
+    def caption(self) -> list[str]:
+        """The current state in words, as written above :meth:`snapshot`'s picture."""
+        from .explorer_still import describe
+
+        return describe(self)
+
+    def snapshot(self, caption: bool = True) -> Any:
+        """A still picture of the current state (a matplotlib ``Figure``), for readers where
+        widgets do not run: the same colours, layout and words as the live widget."""
+        from .explorer_still import still
+
+        if not self.ok:
+            raise ExplorerError(self.problem)
+        return still(self, caption=caption)
+
+
+def explorer(
+    model: nn.Module | None = None,
+    images: Any = None,
+    labels: Any = None,
+    *,
+    snapshots: Any = "default",
+    layers: Any = None,
+    layer: str | None = None,
+    view: str = "grid",
+    norm: str = "shared",
+    classes: Sequence[str] | None = None,
+    cache_mb: float = 256.0,
+) -> Explorer:
+    """An interactive feature-map explorer for a model, drawn in the browser.
+
+    Parameters
+    ----------
+    model : any ``nn.Module`` with convolution layers; default ``featviz.pretrained()``.
+    images : ``(N, C, H, W)`` normalised inputs, or an ``(images, labels)`` pair;
+        default: 10 test images of each digit, digits in turn.
+    labels : ``(N,)`` true classes (optional); they feed the label chooser.
+    snapshots : the training-time slider: a list of ``(label, model)`` (from
+        ``featviz.pretrained_snapshots()`` or ``Snapshots.models(model)``), a
+        ``featviz.training.Snapshots`` record, ``None`` for no slider, or
+        ``"default"``: the shipped training history when ``model`` is the shipped
+        pretrained model, else none.
+    layers : which layers to offer (names, globs or types as for
+        ``featviz.capture``); default every layer whose output is ``(N, C, H, W)``.
+    layer : the layer shown first.
+    view : ``"grid"`` (all maps) or ``"single"`` (one map large, with its input, its
+        filter and the convolution inspector).
+    norm : ``"shared"`` or ``"per-map"`` colour scale.
+    classes : class names for the prediction (default: the class numbers).
+    cache_mb : memory for cached activations.
+
+    Returns
+    -------
+    Explorer : an ``ipywidgets.VBox``; leave it last in a cell to show it. Problems
+        (no convolution layer, no images) are shown in it as a message.
+
+    >>> import featviz
+    >>> ex = featviz.explorer(featviz.pretrained())
+    >>> ex.layer_dropdown.value = "conv2"; ex.filter_slider.value = 5
+    >>> ex.filter_slider.max
+    31
+    """
+    return Explorer(model, images, labels, snapshots=snapshots, layers=layers, layer=layer,
+                    view=view, norm=norm, classes=classes, cache_mb=cache_mb)

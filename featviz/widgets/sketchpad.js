@@ -1,0 +1,407 @@
+// The sketchpad's front end (anywidget): a pad to draw on, the 28x28 input the
+// network sees, the prediction with its probabilities, and one layer's feature maps.
+//
+// The drawing is kept on an offscreen canvas, one alpha value per pixel (ink = 255).
+// While the pen moves it is sent to the kernel at most every SEND_MS, and once more
+// when the pen lifts; the kernel answers with the prediction and the maps as uint8
+// plus an offset and a scale per map, painted here through colour tables that the
+// kernel sent once.
+
+const SEND_MS = 30;        // at most one drawing sent to the kernel per this many ms
+const BASE_SIDE = 140;     // the drawing side at which `brush` is measured (RESOLUTION)
+const PAD_CSS = 280;       // the pad on the page, CSS pixels
+const INPUT_CSS = 112;     // the 28x28 input, 4 CSS pixels per pixel
+const GRID_CSS = 640;      // the widest the grid of maps may be
+const CELL_MAX = 88;       // the largest a single map is drawn
+const GAP = 6;             // between maps
+const LABEL = 14;          // room under each map for its number
+const INK_RGB = [24, 28, 44];
+
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (Array.isArray(value)) return Uint8Array.from(value);
+  return new Uint8Array(0);
+}
+
+function make(tag, cls, parent, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+// Size a canvas for CSS pixels w x h on this screen; returns its context in CSS units.
+function sized(canvas, w, h) {
+  const r = window.devicePixelRatio || 1;
+  canvas.width = Math.max(1, Math.round(w * r));
+  canvas.height = Math.max(1, Math.round(h * r));
+  canvas.style.width = `${w}px`;
+  canvas.style.height = `${h}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(r, 0, 0, r, 0, 0);
+  return ctx;
+}
+
+function fontOf(node, size, weight = 400) {
+  const family = getComputedStyle(node).fontFamily || "system-ui, sans-serif";
+  return `${weight} ${size}px ${family}`;
+}
+
+// ------------------------------------------------------------------ layout
+
+function build(root) {
+  root.classList.add("featviz-sketchpad");
+  const top = make("div", "fvs-top", root);
+
+  const padBox = make("div", "fvs-panel fvs-pad-panel", top);
+  make("div", "fvs-title", padBox, "Draw a digit");
+  const pad = make("canvas", "fvs-pad", padBox);
+  pad.setAttribute("aria-label", "drawing pad: draw a digit with the mouse, a pen or a finger");
+  const tools = make("div", "fvs-tools", padBox);
+  const brushLabel = make("label", "fvs-brush-label", tools, "brush");
+  const brush = make("input", "fvs-brush", brushLabel);
+  Object.assign(brush, { type: "range", min: "4", max: "28", step: "1" });
+  const brushDot = make("span", "fvs-brush-dot", tools);
+  const clear = make("button", "fvs-clear", tools, "Clear");
+  clear.type = "button";
+
+  const inputBox = make("div", "fvs-panel fvs-input-panel", top);
+  make("div", "fvs-title", inputBox, "What the network sees");
+  const input = make("canvas", "fvs-input", inputBox);
+  const inputNote = make("div", "fvs-note", inputBox);
+
+  const result = make("div", "fvs-panel fvs-result-panel", top);
+  make("div", "fvs-title", result, "Prediction");
+  const head = make("div", "fvs-head", result);
+  const prediction = make("div", "fvs-prediction", head, "–");
+  const confidence = make("div", "fvs-confidence", head, "");
+  const bars = make("div", "fvs-bars", result);
+
+  const mapsBox = make("div", "fvs-maps", root);
+  const mapsTitle = make("div", "fvs-title", mapsBox);
+  const mapsRow = make("div", "fvs-maps-row", mapsBox);
+  const grid = make("canvas", "fvs-grid", mapsRow);
+  const bar = make("div", "fvs-colorbar", mapsRow);
+  const barCanvas = make("canvas", "fvs-colorbar-canvas", bar);
+  const barTicks = make("div", "fvs-colorbar-ticks", bar);
+  const mapsEmpty = make("div", "fvs-maps-empty", mapsBox);
+  const message = make("div", "fvs-message", root);
+  return { pad, brush, brushDot, clear, input, inputNote, prediction, confidence, bars,
+           mapsTitle, mapsRow, grid, barCanvas, barTicks, mapsEmpty, message };
+}
+
+// ------------------------------------------------------------------ the drawing
+
+function makeInk(model, ui, root) {
+  const ink = document.createElement("canvas");
+  let ctx = null;
+  let hasInk = false;
+  const padCtx = sized(ui.pad, PAD_CSS, PAD_CSS);
+
+  function resize(h, w) {
+    ink.width = w;
+    ink.height = h;
+    ctx = ink.getContext("2d", { willReadFrequently: true });
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.fillStyle = ctx.strokeStyle = `rgb(${INK_RGB.join(",")})`;
+  }
+
+  function paint() {
+    padCtx.clearRect(0, 0, PAD_CSS, PAD_CSS);
+    if (!hasInk) {
+      padCtx.fillStyle = "rgba(120, 120, 130, 0.55)";
+      padCtx.font = fontOf(ui.pad, 15);
+      padCtx.textAlign = "center";
+      padCtx.fillText("draw here", PAD_CSS / 2, PAD_CSS / 2 + 5);
+    }
+    padCtx.imageSmoothingEnabled = true;
+    padCtx.imageSmoothingQuality = "high";
+    padCtx.drawImage(ink, 0, 0, PAD_CSS, PAD_CSS);
+  }
+
+  function load() {  // the drawing from the model (set in Python, or at start)
+    const [h, w] = model.get("_ink_shape");
+    const data = bytesOf(model.get("_ink"));
+    if (!ctx || ink.width !== w || ink.height !== h) resize(h, w);
+    const img = ctx.createImageData(w, h);
+    hasInk = false;
+    for (let i = 0; i < w * h; i++) {
+      const a = data[i] || 0;
+      img.data[4 * i] = INK_RGB[0];
+      img.data[4 * i + 1] = INK_RGB[1];
+      img.data[4 * i + 2] = INK_RGB[2];
+      img.data[4 * i + 3] = a;
+      if (a) hasInk = true;
+    }
+    ctx.putImageData(img, 0, 0);
+    paint();
+  }
+
+  function read() {
+    const { width: w, height: h } = ink;
+    const d = ctx.getImageData(0, 0, w, h).data;
+    const out = new Uint8Array(w * h);
+    for (let i = 0; i < w * h; i++) out[i] = d[4 * i + 3];
+    return out;
+  }
+
+  function stroke(a, b) {
+    ctx.lineWidth = (model.get("brush") * ink.width) / BASE_SIDE;
+    ctx.beginPath();
+    if (a[0] === b[0] && a[1] === b[1]) {
+      ctx.arc(a[0], a[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+      ctx.fill();
+    } else {
+      ctx.moveTo(a[0], a[1]);
+      ctx.lineTo(b[0], b[1]);
+      ctx.stroke();
+    }
+    hasInk = true;
+  }
+
+  function wipe() {
+    ctx.clearRect(0, 0, ink.width, ink.height);
+    hasInk = false;
+    paint();
+  }
+
+  function at(e) {  // a pointer event's position in drawing pixels
+    const r = ui.pad.getBoundingClientRect();
+    return [((e.clientX - r.left) / r.width) * ink.width, ((e.clientY - r.top) / r.height) * ink.height];
+  }
+
+  load();
+  return { load, read, stroke, wipe, paint, at };
+}
+
+// Sends the drawing: at most every SEND_MS while drawing, at once when asked to flush.
+function makeSender(model, ink, root) {
+  let last = -Infinity;
+  let timer = null;
+  const state = { sending: false };
+
+  function send() {
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    last = performance.now();
+    const seq = model.get("_seq") + 1;
+    const data = ink.read();
+    state.sending = true;  // our own change: do not reload the drawing from it
+    try {
+      model.set("_ink", new DataView(data.buffer));
+      model.set("_seq", seq);
+    } finally {
+      state.sending = false;
+    }
+    model.save_changes();
+    root.dataset.sent = String(seq);
+  }
+
+  function soon() {
+    const wait = SEND_MS - (performance.now() - last);
+    if (wait <= 0) send();
+    else if (timer === null) timer = setTimeout(send, wait);
+  }
+
+  return { send, soon, state, stop: () => timer !== null && clearTimeout(timer) };
+}
+
+function bindPointer(ui, ink, sender) {
+  let down = null;  // the pointer drawing, and where it was
+  const pad = ui.pad;
+  pad.addEventListener("pointerdown", (e) => {
+    if (e.pointerType === "mouse" && e.button !== 0) return;
+    e.preventDefault();
+    pad.setPointerCapture(e.pointerId);
+    const p = ink.at(e);
+    down = { id: e.pointerId, p };
+    ink.stroke(p, p);
+    ink.paint();
+    sender.soon();
+  });
+  pad.addEventListener("pointermove", (e) => {
+    if (!down || e.pointerId !== down.id) return;
+    const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
+    for (const ev of events.length ? events : [e]) {
+      const p = ink.at(ev);
+      ink.stroke(down.p, p);
+      down.p = p;
+    }
+    ink.paint();
+    sender.soon();
+  });
+  const lift = (e) => {
+    if (!down || e.pointerId !== down.id) return;
+    down = null;
+    sender.send();
+  };
+  pad.addEventListener("pointerup", lift);
+  pad.addEventListener("pointercancel", lift);
+}
+
+// ------------------------------------------------------------------ the answer
+
+function drawInput(model, ui) {
+  const [h, w] = model.get("_input_shape");
+  const data = bytesOf(model.get("_input"));
+  const ctx = sized(ui.input, INPUT_CSS, INPUT_CSS);
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, INPUT_CSS, INPUT_CSS);
+  if (data.length !== h * w) return;
+  const tile = document.createElement("canvas");
+  tile.width = w;
+  tile.height = h;
+  const tctx = tile.getContext("2d");
+  const img = tctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = data[i];
+    img.data[4 * i + 3] = 255;
+  }
+  tctx.putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(tile, 0, 0, INPUT_CSS, INPUT_CSS);
+  ui.inputNote.textContent = h === 28 && w === 28
+    ? "28×28: cropped to the ink, scaled into 20×20, centred by its centre of mass"
+    : `${h}×${w}: made 28×28 the MNIST way, then resized`;
+}
+
+function drawProbabilities(model, ui) {
+  const probs = model.get("probabilities") || [];
+  const names = model.get("classes") || [];
+  const pred = model.get("prediction");
+  const name = (k) => (names[k] !== undefined ? names[k] : String(k));
+  const shown = probs.length ? (probs.length <= 12 ? probs.map((_, k) => k)
+    : probs.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, 10).map((x) => x[1]))
+    : [...Array(names.length || 10).keys()];
+  ui.prediction.textContent = pred === null || pred === undefined ? "–" : name(pred);
+  ui.prediction.classList.toggle("fvs-none", pred === null || pred === undefined);
+  ui.confidence.textContent = pred === null || pred === undefined
+    ? "draw a digit" : `${(100 * probs[pred]).toFixed(1)} % sure`;
+  ui.bars.replaceChildren();
+  for (const k of shown) {
+    const p = probs.length ? probs[k] : 0;
+    const row = make("div", "fvs-bar" + (k === pred ? " fvs-best" : ""), ui.bars);
+    row.dataset.cls = String(k);
+    make("span", "fvs-bar-name", row, name(k));
+    const track = make("span", "fvs-bar-track", row);
+    make("span", "fvs-bar-fill", track).style.width = `${(100 * p).toFixed(1)}%`;
+    make("span", "fvs-bar-value", row, probs.length ? `${(100 * p).toFixed(p >= 0.0995 ? 0 : 1)}%` : "");
+  }
+}
+
+function drawColorbar(ui, lut, meta, height) {
+  const ctx = sized(ui.barCanvas, 12, height);
+  for (let y = 0; y < height; y++) {
+    const i = Math.round(255 * (1 - y / Math.max(1, height - 1)));
+    ctx.fillStyle = `rgb(${lut[3 * i]},${lut[3 * i + 1]},${lut[3 * i + 2]})`;
+    ctx.fillRect(0, y, 12, 1);
+  }
+  ui.barTicks.style.height = `${height}px`;
+  const [lo, zero, hi] = meta.ticks;
+  ui.barTicks.replaceChildren();
+  make("span", "fvs-tick fvs-tick-top", ui.barTicks, hi);
+  if (meta.vmin < 0) make("span", "fvs-tick fvs-tick-mid", ui.barTicks, zero);
+  make("span", "fvs-tick fvs-tick-bottom", ui.barTicks, lo);
+}
+
+function drawMaps(model, ui) {
+  const meta = model.get("_maps_meta") || {};
+  const data = bytesOf(model.get("_maps"));
+  const layer = model.get("layer");
+  const ready = meta.shape && data.length === meta.shape[0] * meta.shape[1] * meta.shape[2];
+  ui.mapsRow.style.display = ready ? "" : "none";
+  ui.mapsEmpty.style.display = ready ? "none" : "";
+  if (!ready) {
+    ui.mapsTitle.textContent = `Feature maps of ${layer}`;
+    ui.mapsEmpty.textContent = `Draw a digit: the feature maps of ${layer} appear here as you draw.`;
+    return;
+  }
+  const [c, h, w] = meta.shape;
+  const { rows, cols, offset, scale, vmin, vmax } = meta;
+  const more = meta.total > c ? ` (the first ${c} shown)` : "";
+  ui.mapsTitle.textContent = `Feature maps of ${meta.layer}: ${meta.total} maps of ${h}×${w}${more}, one colour scale`;
+  const lut = bytesOf((model.get("_luts") || {})[meta.cmap]);
+  const zoom = Math.max(1, Math.min(Math.floor((GRID_CSS - (cols - 1) * GAP) / cols / w),
+                                    Math.floor(CELL_MAX / Math.max(h, w)) || 1));
+  const cw = w * zoom, ch = h * zoom;
+  const width = cols * cw + (cols - 1) * GAP, height = rows * (ch + LABEL) + (rows - 1) * (GAP - 2);
+  const ctx = sized(ui.grid, width, height);
+  const tile = document.createElement("canvas");
+  tile.width = w;
+  tile.height = h;
+  const tctx = tile.getContext("2d");
+  const img = tctx.createImageData(w, h);
+  const span = vmax - vmin || 1;
+  ctx.imageSmoothingEnabled = false;
+  ctx.font = fontOf(ui.grid, 10);
+  ctx.textAlign = "center";
+  ctx.fillStyle = getComputedStyle(ui.grid).color || "#555";
+  for (let m = 0; m < c; m++) {
+    for (let i = 0; i < h * w; i++) {
+      const v = offset[m] + scale[m] * data[m * h * w + i];
+      const k = 3 * Math.min(255, Math.max(0, Math.round((255 * (v - vmin)) / span)));
+      img.data[4 * i] = lut[k];
+      img.data[4 * i + 1] = lut[k + 1];
+      img.data[4 * i + 2] = lut[k + 2];
+      img.data[4 * i + 3] = 255;
+    }
+    tctx.putImageData(img, 0, 0);
+    const x = (m % cols) * (cw + GAP), y = Math.floor(m / cols) * (ch + LABEL + GAP - 2);
+    ctx.drawImage(tile, x, y, cw, ch);
+    ctx.fillText(String(m), x + cw / 2, y + ch + 11);
+  }
+  drawColorbar(ui, lut, meta, rows * ch + (rows - 1) * (LABEL + GAP - 2));
+}
+
+function render({ model, el }) {
+  const root = make("div", "", el);
+  const ui = build(root);
+  const ink = makeInk(model, ui, root);
+  const sender = makeSender(model, ink, root);
+  bindPointer(ui, ink, sender);
+
+  const syncBrush = () => {
+    const b = model.get("brush");
+    ui.brush.value = String(b);
+    const px = (b * PAD_CSS) / BASE_SIDE;
+    Object.assign(ui.brushDot.style, { width: `${px}px`, height: `${px}px` });
+    ui.brushDot.title = `brush ${b}`;
+  };
+  ui.brush.addEventListener("input", () => {
+    model.set("brush", Number(ui.brush.value));
+    model.save_changes();
+  });
+  ui.clear.addEventListener("click", () => { ink.wipe(); sender.send(); });
+
+  const onInk = () => { if (!sender.state.sending) ink.load(); };
+  const onAnswer = () => {
+    drawInput(model, ui);
+    drawProbabilities(model, ui);
+    drawMaps(model, ui);
+    const text = model.get("message");
+    ui.message.textContent = text;
+    ui.message.style.display = text ? "" : "none";
+    root.dataset.seq = String(model.get("_answered"));
+    root.dataset.version = String(model.get("_version"));
+  };
+  model.on("change:_ink", onInk);
+  model.on("change:_ink_shape", onInk);
+  model.on("change:brush", syncBrush);
+  model.on("change:_version", onAnswer);
+  syncBrush();
+  onAnswer();
+  return () => {
+    sender.stop();
+    model.off("change:_ink", onInk);
+    model.off("change:_ink_shape", onInk);
+    model.off("change:brush", syncBrush);
+    model.off("change:_version", onAnswer);
+  };
+}
+
+export default { render };

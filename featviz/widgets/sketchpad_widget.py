@@ -1,0 +1,422 @@
+"""The sketchpad: draw a digit and watch the model read it, as you draw.
+
+In a notebook::
+
+    pad = featviz.sketchpad()              # the pretrained SimpleCNN, conv1's maps
+    pad                                    # last expression of a cell: the live widget
+    pad.draw([(0.5, 0.15), (0.5, 0.85)])   # or draw from Python: a vertical stroke
+    pad.prediction                         # 1
+    featviz.explorer(model, images=pad.image)
+
+The drawing lives in the browser on a canvas; while the pen moves, the front
+end sends it to the kernel at most every 30 ms (and once more when the pen
+lifts) as one byte per pixel. The kernel makes the model input the way the
+MNIST digits were made (:func:`featviz.mnist_style`), runs the model once and
+sends back the prediction, the probabilities, the 28x28 input and the chosen
+layer's maps as uint8 with an offset and a scale per map
+(:mod:`featviz.widgets._payload`). The browser paints the maps with colour
+tables computed once from matplotlib, following the colour policy of
+:mod:`featviz._style`, so they look as they do in ``featviz.plot_feature_maps``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import anywidget
+import ipywidgets as widgets
+import numpy as np
+import torch
+import torch.nn.functional as F
+import traitlets
+from torch import Tensor, nn
+
+from .._style import POSITIVE_CMAP, SIGNED_CMAP, choose_cmap, fmt, grid_shape, limits
+from .._torch import inference_mode, model_device, model_dtype, to_numpy
+from ..hooks import activations
+from ..perturbation import mnist_style
+from ._payload import colormap_table, dequantize, quantize
+
+__all__ = ["Sketchpad", "sketchpad", "stroke_pixels", "RESOLUTION", "MAX_MAPS"]
+
+RESOLUTION = 140     # the drawing's pixels per side: 5 per pixel of the 28x28 input
+BRUSH = 12           # pen width in drawing pixels at RESOLUTION (MNIST strokes: ~2 of 20)
+MAX_MAPS = 64        # maps sent for a wide layer (the first ones); the title says how many
+_EMPTY = 1 / 255     # a drawing whose ink never reaches one grey level is empty
+_DEFAULT_SIZE = {1: 28, 3: 64}  # input side for models that do not say (grey, colour)
+
+
+class SketchpadError(ValueError):
+    """A state the sketchpad cannot show; its message is shown in the widget."""
+
+
+# --------------------------------------------------------------------------- drawing
+
+def stroke_pixels(points: Sequence[tuple[float, float]], shape: tuple[int, int] = (RESOLUTION,
+                  RESOLUTION), width: float = BRUSH) -> np.ndarray:
+    """One pen stroke through ``points``, rasterised with soft (anti-aliased) edges.
+
+    Parameters
+    ----------
+    points : ``[(x, y), ...]`` in fractions of the pad, (0, 0) top left, (1, 1)
+        bottom right; one point makes a dot.
+    shape : ``(H, W)`` of the drawing.
+    width : the pen's width in drawing pixels at :data:`RESOLUTION` (scaled with ``W``).
+
+    Returns
+    -------
+    ndarray : float32 ``(H, W)`` in [0, 1], ink = 1.
+
+    >>> ink = stroke_pixels([(0.5, 0.2), (0.5, 0.8)])
+    >>> ink.shape, float(ink[70, 70]), float(ink[70, 10])
+    ((140, 140), 1.0, 0.0)
+    """
+    h, w = (int(v) for v in shape)
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0 or not np.isfinite(pts).all():
+        raise ValueError(f"points must be a list of (x, y) pairs in [0, 1], got {points!r}")
+    pts = pts * [w, h]                                  # fractions -> pixel coordinates
+    radius = width * w / RESOLUTION / 2
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5                   # pixel centres
+    dist = np.full((h, w), np.inf)
+    for a, b in zip(pts, pts[1:] if len(pts) > 1 else pts):
+        ab = b - a
+        t = 0.0 if not ab.any() else np.clip(((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1])
+                                             / (ab @ ab), 0, 1)
+        dist = np.minimum(dist, np.hypot(xx - a[0] - t * ab[0], yy - a[1] - t * ab[1]))
+    return np.clip(radius + 0.5 - dist, 0.0, 1.0).astype(np.float32)
+
+
+def _as_pixels(pixels: Any) -> np.ndarray:
+    """A drawing as a uint8 ``(H, W)`` array (ink 255), with errors that say how to fix it."""
+    arr = to_numpy(pixels, what="pixels") if isinstance(pixels, Tensor) else np.asarray(pixels)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"pixels must be numbers in [0, 1] (ink = 1), got dtype {arr.dtype}")
+    if arr.dtype.kind in "iu" and arr.size and arr.max() > 1:
+        raise TypeError(f"pixels are integers up to {arr.max()}; the sketchpad takes floats in "
+                        "[0, 1] with ink = 1. For 0-255 pixels use pixels / 255.")
+    arr = np.squeeze(arr.astype(np.float32))
+    if arr.ndim != 2 or not (8 <= min(arr.shape) and max(arr.shape) <= 1024):
+        raise ValueError(f"pixels must be one drawing of shape (H, W) with sides from 8 to "
+                         f"1024, got shape {np.shape(pixels)}")
+    if not np.isfinite(arr).all() or arr.min() < -1e-3 or arr.max() > 1 + 1e-3:
+        raise ValueError(f"pixels must lie in [0, 1] (paper 0, ink 1), got values from "
+                         f"{np.nanmin(arr):.4g} to {np.nanmax(arr):.4g}")
+    return np.rint(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- the model
+
+def _input_shape(model: nn.Module, input_size: Any) -> tuple[int, int, int]:
+    """``(C, H, W)`` the model takes: its ``input_shape`` if it says, else its first conv's
+    channels and 28x28 (grey) or 64x64 (colour); ``input_size`` overrides H and W."""
+    shape = getattr(model, "input_shape", None)
+    if shape is not None and len(shape) == 3:
+        c, h, w = (int(v) for v in shape)
+    else:
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        c = first.in_channels if first is not None else 1
+        h = w = _DEFAULT_SIZE.get(c, 64)
+    if input_size is not None:
+        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    return c, int(h), int(w)
+
+
+def _model_input(x28: Tensor, shape: tuple[int, int, int]) -> Tensor:
+    """The 28x28 MNIST-style input made the model's shape: resized, copied to each channel."""
+    c, h, w = shape
+    x = x28
+    if (h, w) != (28, 28):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+    return x.expand(1, c, h, w).contiguous() if c != 1 else x
+
+
+def _feature_layers(model: nn.Module, x: Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """``[(name, (C, H, W))]`` of the layers whose output is a stack of maps."""
+    acts = activations(model, x)
+    return [(name, tuple(t.shape[1:])) for name, t in acts.items()
+            if "#" not in name and t.dim() == 4]
+
+
+# --------------------------------------------------------------------------- the widget
+
+def _bytes_from_json(value: Any, widget: Any) -> bytes | None:
+    # the front end sends a buffer (a memoryview here); the trait holds bytes
+    return None if value is None else bytes(value)
+
+
+class Sketchpad(anywidget.AnyWidget):
+    """Draw a digit; the model's prediction, probabilities and one layer's maps follow.
+
+    Made by :func:`sketchpad`. Python side: ``pixels`` (the drawing, settable),
+    ``image`` (the model input), ``prediction``, ``probabilities``, ``layer``,
+    ``maps``, ``message``, :meth:`draw`, :meth:`clear`. Displaying it shows the
+    layer chooser (``layer_dropdown``, an ipywidgets Dropdown) above the pad.
+    """
+
+    _esm = Path(__file__).with_name("sketchpad.js")
+    _css = Path(__file__).with_name("sketchpad.css")
+
+    # the drawing, either way: one byte per pixel, ink 255; _seq counts the drawings
+    _ink = traitlets.Bytes(b"").tag(sync=True, from_json=_bytes_from_json)
+    _ink_shape = traitlets.List(traitlets.Int(), [RESOLUTION, RESOLUTION]).tag(sync=True)
+    _seq = traitlets.Int(0).tag(sync=True)
+    brush = traitlets.Int(BRUSH).tag(sync=True)
+    layer = traitlets.Unicode("conv1").tag(sync=True)
+    # what the model made of it; _version counts the answers, _answered is the _seq answered
+    prediction = traitlets.Int(None, allow_none=True).tag(sync=True)
+    probabilities = traitlets.List(traitlets.Float()).tag(sync=True)
+    classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    _input = traitlets.Bytes(b"").tag(sync=True)
+    _input_shape = traitlets.List(traitlets.Int(), [28, 28]).tag(sync=True)
+    _maps = traitlets.Bytes(b"").tag(sync=True)
+    _maps_meta = traitlets.Dict().tag(sync=True)
+    _luts = traitlets.Dict().tag(sync=True)
+    _answered = traitlets.Int(0).tag(sync=True)
+    _version = traitlets.Int(0).tag(sync=True)
+
+    def __init__(self, model: nn.Module | None, layer: str = "conv1", *,
+                 classes: Sequence[Any] | None = None, input_size: Any = None,
+                 resolution: int = RESOLUTION) -> None:
+        super().__init__(_luts={name: colormap_table(name) for name in
+                                (POSITIVE_CMAP, SIGNED_CMAP, "gray")})
+        self._model: nn.Module | None = None
+        self._shape = (1, 28, 28)
+        self._layers: list[tuple[str, tuple[int, ...]]] = []
+        self._image = mnist_style(np.zeros((28, 28), np.float32))
+        self._quantized = None
+        self._problem = ""
+        self.layer_dropdown = widgets.Dropdown(description="feature maps of",
+                                               style={"description_width": "initial"},
+                                               layout=widgets.Layout(width="max-content"))
+        self.layer_dropdown.add_class("featviz-sketchpad-layer")
+        try:
+            self._setup(model, layer, classes, input_size)
+        except SketchpadError as exc:
+            self._model, self._problem = None, f"The sketchpad cannot use this model: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the widget shows it instead of a traceback
+            self._model = None
+            self._problem = f"The sketchpad cannot use this model: {type(exc).__name__}: {exc}"
+        with self.hold_sync():
+            self.message = self._problem
+            self._ink_shape = [int(resolution), int(resolution)]
+            self._ink = bytes(int(resolution) ** 2)
+        self.observe(self._on_ink, names="_ink")
+        self.observe(self._on_layer, names="layer")
+        self._on_ink()
+        self._view = widgets.VBox([self.layer_dropdown, self],
+                                  layout=widgets.Layout(width="max-content"))
+        self._view.add_class("featviz-sketchpad-view")
+
+    # ----------------------------------------------------------------- setup
+    def _setup(self, model: Any, layer: str, classes: Any, input_size: Any) -> None:
+        if model is None:
+            from ..models import pretrained
+
+            model = pretrained()
+        if not isinstance(model, nn.Module):
+            raise SketchpadError(f"it must be a torch nn.Module, got {type(model).__name__}; "
+                                 "pass one, for example featviz.pretrained().")
+        self._model = model
+        self._shape = _input_shape(model, input_size)
+        notes = []
+        if self._shape[0] != 1 or self._shape[1:] != (28, 28):
+            c, h, w = self._shape
+            notes.append(f"This model takes {c}×{h}×{w} inputs: the drawing is made 28×28 the "
+                         f"MNIST way, then resized to {h}×{w}"
+                         + (f" and copied to {c} channels" if c > 1 else "")
+                         + ". Its prediction means something only if it was trained on digits.")
+        self._image = self._to_input(np.zeros((28, 28), np.float32))
+        with inference_mode(model), torch.no_grad():
+            self._layers = _feature_layers(model, self._image)
+        names = [name for name, _ in self._layers]
+        self.layer_dropdown.options = [(self._label(name, s), name) for name, s in self._layers]
+        if not names:
+            notes.append("This model has no layer with feature maps (an output of shape "
+                         "(N, C, H, W)): the sketchpad shows its prediction only.")
+        elif layer not in names:
+            notes.append(f"The model has no layer {layer!r} with feature maps; showing "
+                         f"{names[0]!r}. Its layers with maps: {', '.join(names[:12])}"
+                         + (" …" if len(names) > 12 else "") + ".")
+            layer = names[0]
+        if names:
+            self.layer = layer
+            self.layer_dropdown.value = layer
+            # a kernel round trip either way: only the chosen layer's maps are sent
+            traitlets.link((self.layer_dropdown, "value"), (self, "layer"))
+        if classes is not None:
+            self.classes = [str(c) for c in classes]
+        self._problem = " ".join(notes)
+
+    @staticmethod
+    def _label(name: str, shape: tuple[int, ...]) -> str:
+        c, h, w = shape
+        return f"{name}  ({c} maps {h}×{w})"
+
+    def _to_input(self, pixels: np.ndarray) -> Tensor:
+        x = _model_input(mnist_style(pixels), self._shape)
+        if self._model is not None:
+            x = x.to(model_device(self._model), model_dtype(self._model))
+        return x
+
+    # ----------------------------------------------------------------- the drawing
+    @property
+    def pixels(self) -> np.ndarray:
+        """The drawing, float32 ``(H, W)`` in [0, 1] (ink = 1), in steps of 1/255.
+
+        Setting it (any ``(H, W)`` array or tensor in [0, 1]) is the same as drawing
+        it: the pad shows it and the model reads it.
+        """
+        h, w = self._ink_shape
+        return np.frombuffer(self._ink, np.uint8).reshape(h, w).astype(np.float32) / 255
+
+    @pixels.setter
+    def pixels(self, value: Any) -> None:
+        ink = _as_pixels(value)
+        with self.hold_trait_notifications():
+            self._ink_shape = list(ink.shape)
+            self._seq += 1
+            self._ink = ink.tobytes()
+
+    def draw(self, *strokes: Sequence[tuple[float, float]], width: float | None = None) -> None:
+        """Add pen strokes to the drawing, each a list of ``(x, y)`` points in fractions of
+        the pad ((0, 0) top left); ``width`` in drawing pixels (default: the brush)."""
+        ink = self.pixels
+        for points in strokes:
+            ink = np.maximum(ink, stroke_pixels(points, ink.shape, width or self.brush))
+        self.pixels = ink
+
+    def clear(self) -> None:
+        """Wipe the pad: no ink, no prediction."""
+        self.pixels = np.zeros(self.pixels.shape, np.float32)
+
+    @property
+    def image(self) -> Tensor:
+        """The model input made from the drawing, ``(1, C, H, W)`` on the model's device:
+        ``featviz.mnist_style(pixels)`` for a 28x28 grey model; ready for
+        ``featviz.explorer(model, images=pad.image)``."""
+        return self._image.clone()
+
+    @property
+    def maps(self) -> np.ndarray | None:
+        """The maps the pad shows, ``(C, H, W)`` float32, as the browser decodes them
+        (within half a quantisation step of the layer's output); None when empty."""
+        return None if self._quantized is None else dequantize(self._quantized)
+
+    # ----------------------------------------------------------------- updates
+    def _on_ink(self, change: dict | None = None) -> None:
+        try:
+            self._update()
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, never a traceback
+            with self.hold_sync():
+                self.message = f"The model could not read the drawing: {type(exc).__name__}: {exc}"
+                self._version += 1
+
+    def _on_layer(self, change: dict) -> None:
+        self._on_ink()
+
+    def _update(self) -> None:
+        pixels = self.pixels
+        drawn = bool(pixels.max() >= _EMPTY)
+        self._image = self._to_input(pixels)
+        out = self._forward(self._image) if self._model is not None and drawn else None
+        with self.hold_sync():
+            self._send_input()
+            if out is None:
+                self.prediction, self.probabilities = None, []
+                self._quantized, self._maps, self._maps_meta = None, b"", {}
+            else:
+                self._send_output(*out)
+            self.message = self._problem
+            self._answered = self._seq
+            self._version += 1
+
+    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        model = self._model
+        assert model is not None
+        wanted = [self.layer] if any(self.layer == name for name, _ in self._layers) else []
+        with inference_mode(model), torch.no_grad():
+            if wanted:
+                acts = activations(model, x, wanted)
+                return acts.output, acts[self.layer][0]
+            return model(x), None
+
+    def _send_input(self) -> None:
+        x = self._image[0].float().cpu()
+        if self._shape == (1, 28, 28):  # the MNIST input: its own pixels, undone normalisation
+            from ..data import mnist_denormalize
+
+            grey = mnist_denormalize(x)[0]
+        else:
+            grey = x.mean(0)
+            lo, hi = float(grey.min()), float(grey.max())
+            grey = (grey - lo) / (hi - lo) if hi > lo else grey * 0
+        self._input_shape = list(grey.shape)
+        self._input = (grey.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()
+
+    def _send_output(self, logits: Any, maps: Tensor | None) -> None:
+        logits = torch.as_tensor(logits).detach().float().cpu()
+        if logits.dim() != 2 or logits.shape[0] != 1 or logits.shape[1] < 2:
+            self.prediction, self.probabilities = None, []
+            self._problem = (f"The model's output has shape {tuple(logits.shape)}, not "
+                             "(1, classes): the sketchpad shows no prediction.")
+        else:
+            probs = torch.softmax(logits[0], 0)
+            self.probabilities = [round(float(p), 6) for p in probs]
+            self.prediction = int(probs.argmax())
+        if maps is None:
+            self._quantized, self._maps, self._maps_meta = None, b"", {}
+            return
+        arr = to_numpy(maps[:MAX_MAPS])
+        cmap = choose_cmap(arr)
+        lo, hi = limits(arr, "shared", cmap)
+        q = quantize(arr)
+        rows, cols = grid_shape(len(arr), max_cols=8 if len(arr) <= 32 else 16)
+        self._quantized = q
+        self._maps = q.data
+        self._maps_meta = {**q.meta(), "layer": self.layer, "total": int(maps.shape[0]),
+                           "cmap": cmap, "vmin": float(lo[0]), "vmax": float(hi[0]),
+                           "ticks": [fmt(lo[0]), fmt(0.0), fmt(hi[0])],
+                           "rows": rows, "cols": cols}
+
+    # ----------------------------------------------------------------- display
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # the layer chooser is a standard Dropdown, shown above the pad
+        return self._view._repr_mimebundle_(**kwargs)
+
+
+def sketchpad(model: nn.Module | None = None, layer: str = "conv1", *,
+              classes: Sequence[Any] | None = None, input_size: Any = None,
+              resolution: int = RESOLUTION) -> Sketchpad:
+    """A drawing pad whose drawing feeds the model as you draw.
+
+    Draw with the mouse, a pen or a finger; the prediction with its
+    probabilities, the 28x28 input the network sees and one layer's feature maps
+    follow. Problems (a model without conv layers, an unknown layer, a colour
+    model) show as a message in the widget.
+
+    Parameters
+    ----------
+    model : any ``nn.Module`` classifying images (default ``featviz.pretrained()``).
+        A model taking other than 1x28x28 gets the 28x28 MNIST-style input resized
+        to its size (``model.input_shape``, or ``input_size``, else 64x64 for
+        colour) and copied to each channel.
+    layer : the layer whose maps are shown (a Dropdown changes it).
+    classes : class names for the probability bars (default the class numbers).
+    input_size : the model's input side (or ``(H, W)``), when it has no ``input_shape``.
+    resolution : the drawing's pixels per side.
+
+    Returns
+    -------
+    Sketchpad : traits ``pixels`` (settable drawing), ``image`` (model input),
+        ``prediction`` (int, None when empty), ``probabilities``, ``layer``, ``brush``.
+
+    >>> pad = sketchpad()
+    >>> pad.draw([(0.5, 0.15), (0.5, 0.85)])
+    >>> pad.prediction
+    1
+    """
+    return Sketchpad(model, layer, classes=classes, input_size=input_size,
+                     resolution=resolution)
