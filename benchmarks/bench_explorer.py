@@ -1,19 +1,21 @@
-"""How long one slider step of the explorer costs in Python, against the tutorial redraw.
+"""What one explorer step costs in Python, against the tutorial redraw, in one process.
 
 The tutorial way to make feature maps interactive is ``@interact`` around a
 function that builds a new matplotlib figure with one subplot per map and
-draws it (into an ``Output`` that is cleared each time). featviz's explorer
-instead picks the cached activations and renders them straight to PNG bytes
-for a ``widgets.Image``. Both are timed here in the same process, interleaved,
-on the same layer and image, with the PNG encode included on both sides:
+draws it to a PNG. featviz's explorer draws in the browser: the kernel sends
+every layer's maps once per image, and a layer, filter or scale step is drawn
+there from them. Its Python side is then only ipywidgets recording the new
+value the browser reports. Timed here, interleaved, on the pretrained SimpleCNN:
 
-* featviz: ``explorer.filter_slider.value = k`` (the whole callback: render,
-  swap the image's value, update the text);
-* tutorial: a new pyplot figure with ``rows x cols`` subplots, ``imshow`` each
-  map, ``savefig`` to PNG, close - with the activations already computed, so
-  the comparison is about drawing only.
+* step: what the kernel does when the browser reports a filter, layer or scale
+  change (``set_state`` on the controls and the picture, as a comm message does);
+* image change: the kernel side of a new image (cache cleared): one forward pass
+  capturing every layer, quantising, colour limits, the message to the browser;
+* tutorial: a new figure of ``rows x cols`` subplots, ``imshow`` each map,
+  ``savefig`` to PNG (activations already computed: drawing only).
 
-Run: ``.venv/bin/python benchmarks/bench_explorer.py`` (about a minute).
+Run: ``.venv/bin/python benchmarks/bench_explorer.py`` (well under a minute);
+it prints each run's medians and the median over ``--runs`` runs.
 """
 from __future__ import annotations
 
@@ -52,63 +54,80 @@ def tutorial_redraw(maps: torch.Tensor, channel: int) -> bytes:
     return buf.getvalue()
 
 
-def median_ms(times: list[float]) -> float:
-    return 1000 * statistics.median(times)
+def timed(f) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def browser_steps(ex, k: int) -> dict:
+    """The kernel side of steps the browser draws itself, as the browser reports them."""
+    layers = [v for _, v in ex.layer_dropdown.options]
+    li = k % len(layers)
+    top = ex.data.shapes[layers[li]][0] - 1
+    channel = k % (top + 1)
+
+    def filter_step():
+        ex.filter_slider.set_state({"value": min(channel, ex.filter_slider.max)})
+        ex.canvas.set_state({"channel": min(channel, ex.filter_slider.max)})
+
+    def layer_step():
+        ex.filter_slider.set_state({"max": top, "value": min(ex.filter_slider.value, top)})
+        ex.canvas.set_state({"layer_index": li})
+        ex.layer_dropdown.set_state({"index": li})
+
+    def scale_step():
+        ex.norm.set_state({"index": k % 2})
+        ex.canvas.set_state({"scale_index": k % 2})
+
+    return {"filter": timed(filter_step), "layer": timed(layer_step), "scale": timed(scale_step)}
+
+
+def one_run(ex, images, maps, steps: int, redraws: int) -> dict:
+    got: dict[str, list[float]] = {"filter": [], "layer": [], "scale": [], "image": [],
+                                   "tutorial": []}
+    misses = ex.data.cache.misses
+    for r in range(redraws):  # interleaved: a noisy neighbour hurts both sides alike
+        for k in range(steps // redraws):
+            for name, t in browser_steps(ex, r * steps + k).items():
+                got[name].append(t)
+        assert ex.data.cache.misses == misses, "a browser-drawn step ran the model"
+        ex.data.cache.items.clear()
+        i = (ex.image_slider.value + 1) % len(images)
+        got["image"].append(timed(lambda: ex.image_slider.set_state({"value": i})))
+        misses = ex.data.cache.misses
+        got["tutorial"].append(timed(lambda: tutorial_redraw(maps, r % len(maps))))
+    return {name: 1000 * statistics.median(ts) for name, ts in got.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=25, help="tutorial redraws per layer")
-    parser.add_argument("--steps", type=int, default=400, help="explorer slider steps per layer")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--redraws", type=int, default=15, help="tutorial redraws per run")
+    parser.add_argument("--steps", type=int, default=300, help="browser steps per run")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-    try:
-        model, which = featviz.pretrained(), "featviz.pretrained()"
-    except (FileNotFoundError, ValueError) as exc:  # the checkpoint not built yet
-        torch.manual_seed(0)
-        model, which = featviz.SimpleCNN().eval(), f"a seeded SimpleCNN ({exc.__class__.__name__})"
+    model = featviz.pretrained()
     images, labels = featviz.digit_examples()
     ex = featviz.explorer(model, images, labels, snapshots=None)
     assert ex.ok, ex.message.value
-    print(f"model: {which}; image 0 (a {int(labels[0])}); torch threads: {torch.get_num_threads()}")
-    print(f"{'layer':<8}{'maps':>6}{'explorer step':>16}{'tutorial redraw':>18}{'ratio':>9}")
-
-    ratios = []
-    for layer in ("conv1", "conv2", "relu2"):
-        ex.layer_dropdown.value = layer
-        maps = featviz.activations(model, images[:1], [layer])[layer][0]
-        n = maps.shape[0]
-        for k in range(n):  # warm: caches, colour tables, layout frames
-            ex.filter_slider.value = k
-        fast, slow = [], []
-        per_round = max(1, args.steps // args.repeats)
-        step = 0
-        for r in range(args.repeats):
-            # interleaved so that a noisy neighbour hurts both sides alike
-            for _ in range(per_round):
-                step += 1
-                t0 = time.perf_counter()
-                ex.filter_slider.value = step % n
-                fast.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            tutorial_redraw(maps, r % n)
-            slow.append(time.perf_counter() - t0)
-        f, s = median_ms(fast), median_ms(slow)
-        ratios.append(s / f)
-        print(f"{layer:<8}{n:>6}{f:>13.2f} ms{s:>15.1f} ms{s / f:>8.0f}x")
-
-    # a new image is a cache miss: one forward pass capturing every layer, then the render
-    cold = []
-    ex.layer_dropdown.value = "conv2"
-    for i in range(1, len(images)):
-        ex._cache.items.clear()
-        t0 = time.perf_counter()
-        ex.image_slider.value = i
-        cold.append(time.perf_counter() - t0)
-    print(f"new image (cache miss, forward pass + render): median {median_ms(cold):.2f} ms "
-          f"over {len(cold)}")
-    print(f"ratio tutorial / explorer, median over layers: {statistics.median(ratios):.0f}x")
+    maps = featviz.activations(model, images[:1], ["conv2"])["conv2"][0]
+    print(f"model: featviz.pretrained(); images {tuple(images.shape)}; tutorial redraw of "
+          f"conv2 ({maps.shape[0]} maps); torch threads: {torch.get_num_threads()}")
+    one_run(ex, images, maps, 40, 2)  # warm-up
+    runs = []
+    for run in range(args.runs):
+        m = one_run(ex, images, maps, args.steps, args.redraws)
+        runs.append(m)
+        print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in m.items()))
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"\nmedian of {args.runs} runs (Python side, ms):")
+    for name in ("filter", "layer", "scale"):
+        print(f"  {name} step (drawn in the browser) {med[name]:8.3f} ms   "
+              f"tutorial redraw / step: {med['tutorial'] / med[name]:,.0f}x")
+    print(f"  image change (kernel side)     {med['image']:8.3f} ms   "
+          f"tutorial redraw / image change: {med['tutorial'] / med['image']:.1f}x")
+    print(f"  tutorial redraw (matplotlib)   {med['tutorial']:8.1f} ms")
 
 
 if __name__ == "__main__":

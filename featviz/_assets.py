@@ -1,13 +1,18 @@
-"""The bundled assets (MNIST sample, checkpoints), their sha256 manifest, and how
+"""The bundled assets (MNIST sample, checkpoints) and their sha256 manifest; the
+chores of fetching files that never hang or leave a partial file behind; how
 paths are written in messages."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import tempfile
+import threading
+import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -33,6 +38,49 @@ def pretty_path(path: str | os.PathLike) -> str:
         except ValueError:
             continue
     return text
+
+
+def staging_folder(parent: Path) -> Path:
+    """A fresh hidden folder in ``parent`` to download into, so that a file is
+    moved into place only when complete; stale ones over an hour old are
+    removed. Raises OSError when ``parent`` cannot be written."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in parent.glob(".featviz-download-*"):
+        if time.time() - stale.stat().st_mtime > 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=".featviz-download-", dir=parent))
+
+
+def run_bounded(work: Callable[[], None], timeout: float, name: str) -> str | None:
+    """Run ``work()`` in a background thread for at most ``timeout`` seconds.
+
+    Returns None when it finished, else why not, in a few words for a message:
+    a download must never hang a lesson. Work still running at the deadline is
+    left to finish on its own.
+
+    >>> run_bounded(lambda: None, 1.0, "nothing") is None
+    True
+    >>> run_bounded(lambda: 1 / 0, 1.0, "a division")
+    'the download failed (division by zero)'
+    """
+    outcome: dict[str, BaseException] = {}
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported to the caller, never raised in the thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=guarded, name=f"featviz-{name}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        return f"the download did not finish within {timeout:g} s"
+    if "error" in outcome:
+        exc = outcome["error"]
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"the download failed ({first[:120]})"
+    return None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

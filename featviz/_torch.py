@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "model_device", "model_dtype", "as_tensor", "as_batch", "run_model", "explain_input", "tensors_in",
+    "model_device", "check_device", "model_dtype", "as_tensor", "as_batch", "run_model", "explain_input", "tensors_in",
     "batches", "tensor_pair", "inference_mode", "to_numpy",
 ]
 
@@ -38,6 +38,14 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); the CPU when it has none."""
     t = _first_tensor(model)
     return t.device if t is not None else torch.device("cpu")
+
+
+def check_device(model: nn.Module, device: str | torch.device | None) -> None:
+    """Raise a ``ValueError`` with the fix when ``device`` is given and the model is elsewhere."""
+    want, have = torch.device(device or model_device(model)), model_device(model)
+    if have.type != want.type or (want.index is not None and have.index != want.index):
+        raise ValueError(f"device={str(want)!r} but the model is on {str(have)!r}; move the "
+                         f"model first with model.to({str(want)!r}).")
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:

@@ -20,9 +20,6 @@ import io
 import os
 import shutil
 import sys
-import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -31,7 +28,7 @@ import numpy as np
 import torch
 from torchvision import datasets, transforms
 
-from ._assets import pretty_path, verified_asset
+from ._assets import pretty_path, run_bounded, staging_folder, verified_asset
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -103,36 +100,24 @@ def _download(root: Path, timeout: float) -> str | None:
     only when complete, so a failure never leaves an empty or partial folder.
     """
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".featviz-download-*"):
-            if time.time() - stale.stat().st_mtime > 3600:
-                shutil.rmtree(stale, ignore_errors=True)
-        stage = Path(tempfile.mkdtemp(prefix=".featviz-download-", dir=root))
+        stage = staging_folder(root)
     except OSError as exc:
         return f"cannot write to {root} ({exc.strerror or exc})"
-
-    outcome: dict[str, BaseException] = {}
 
     def work() -> None:
         try:
             for train in (True, False):
                 datasets.MNIST(str(stage), train=train, download=True)
-        except BaseException as exc:  # reported to the caller, never raised in the thread
-            outcome["error"] = exc
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
 
     # torchvision prints progress and mirror failures: keep them off the learner's screen
     noise = io.StringIO()
     with contextlib.redirect_stdout(noise), contextlib.redirect_stderr(noise):
-        worker = threading.Thread(target=work, name="featviz-mnist-download", daemon=True)
-        worker.start()
-        worker.join(timeout)
-    if worker.is_alive():
-        return f"the download did not finish within {timeout:.0f} s"
-    if "error" in outcome:
-        shutil.rmtree(stage, ignore_errors=True)
-        exc = outcome["error"]
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the download failed ({first[:120]})"
+        why = run_bounded(work, timeout, "mnist-download")
+    if why is not None:
+        return why
     try:
         dest = root / "MNIST" / "raw"
         dest.mkdir(parents=True, exist_ok=True)

@@ -285,21 +285,21 @@ def receptive_field(
 # --------------------------------------------------------------------------- placement
 
 
-def _placement_weights(centers: torch.Tensor, size: int) -> torch.Tensor:
-    """``(size, n)`` weights: pixel ``p`` interpolated linearly between its two nearest
-    unit centres; beyond the first and last centre, the edge unit's value."""
-    n = len(centers)
-    weights = torch.zeros(size, n, dtype=torch.float64)
-    if n == 1:
-        return weights.fill_(1.0)
-    step = float(centers[1] - centers[0])
-    u = ((torch.arange(size, dtype=torch.float64) - float(centers[0])) / step).clamp(0, n - 1)
-    lo = u.floor().long().clamp(max=n - 2)
+def _placement_weights(first: float, step: int, n: int, size: int, edge: str) -> torch.Tensor:
+    """``(size, n)`` weights: pixel ``p`` interpolated linearly between the two unit
+    centres around it (centre ``i`` at ``first + i * step``). Beyond the outermost
+    centres: ``"fade"`` continues the grid with units of value 0 (a linear fall to
+    zero over one step), ``"hold"`` keeps the edge unit's value."""
+    u = (torch.arange(size, dtype=torch.float64) - first) / step
+    u = u.clamp(0, n - 1) if edge == "hold" else u.clamp(-1, n)
+    lo = u.floor().clamp(max=n - 1)
     t = u - lo
+    # columns of a grid padded with one unit on each side, dropped at the end
+    weights = torch.zeros(size, n + 2, dtype=torch.float64)
     rows = torch.arange(size)
-    weights[rows, lo] = 1 - t
-    weights[rows, lo + 1] = t
-    return weights
+    weights[rows, lo.long() + 1] = 1 - t
+    weights[rows, lo.long() + 2] += t
+    return weights[:, 1:-1]
 
 
 def place_by_receptive_field(
@@ -308,17 +308,22 @@ def place_by_receptive_field(
     layer: str | None = None,
     *,
     input_size: Sequence[int] | None = None,
+    edge: str = "fade",
 ) -> torch.Tensor:
     """Draw a layer's coarse map over the input, each unit at its receptive field's centre.
 
     Unit ``(r, c)``'s value lands on the centre of the input box it sees (the box
     before it is clipped to the image). Between the centres of neighbouring
-    units, values are interpolated bilinearly; outside the outermost centres the
-    edge unit's value is held, since those border pixels still lie in the edge
-    units' fields (nothing is faded). For a padded network such as a ResNet the
-    centres sit on the stride grid, so the result is close to a plain resize; for
-    an unpadded one (the SimpleCNN) the units are drawn where they look, not
-    spread out to the image's edges.
+    units, values are interpolated bilinearly. Beyond the outermost centres the
+    map fades linearly to zero over one stride, as if one more ring of units
+    of value 0 lay outside: every unit then covers the same area (a tent of one
+    stride on each side of its centre), and an edge unit does not paint the
+    whole border band (``edge="hold"`` keeps the edge value instead).
+
+    For a padded network such as a ResNet the centres sit on the stride grid
+    (unit ``i`` at pixel ``stride * i``), half a stride up and left of where a
+    plain resize draws them; for an unpadded one (the SimpleCNN) the units are
+    drawn where they look, not spread out to the image's edges.
 
     Parameters
     ----------
@@ -329,17 +334,20 @@ def place_by_receptive_field(
     layer : the layer the map comes from, e.g. ``"relu2"`` or ``"layer4"``.
     input_size : ``(C, H, W)`` or ``(H, W)`` of the input; default the model's
         ``input_shape``.
+    edge : ``"fade"`` (default) or ``"hold"``, beyond the outermost centres.
 
     Returns
     -------
     The map at the input's size: ``(..., H, W)``, float, on ``coarse``'s device.
 
     >>> model = featviz.SimpleCNN()
-    >>> coarse = torch.zeros(8, 8); coarse[0, 0] = 1.0     # one relu2 unit
+    >>> coarse = torch.zeros(8, 8); coarse[0, 0] = 1.0     # one relu2 unit, centred at 6.5
     >>> placed = place_by_receptive_field(coarse, model, "relu2")
-    >>> placed.shape, placed[6, 6].item(), placed[7, 7].item(), placed[21, 21].item()
-    (torch.Size([28, 28]), 1.0, 0.5625, 0.0)
+    >>> placed.shape, placed[6:8, 6:8].unique().tolist(), placed[:5].abs().sum().item()
+    (torch.Size([28, 28]), [0.5625], 0.0)
     """
+    if edge not in ("fade", "hold"):
+        raise ValueError(f"edge must be 'fade' or 'hold', got {edge!r}.")
     if isinstance(model, ReceptiveField):
         if layer is not None or input_size is not None:
             raise TypeError("with a ReceptiveField, give no layer or input_size: it holds them.")
@@ -358,7 +366,10 @@ def place_by_receptive_field(
             f"coarse must end with {rf.layer!r}'s map size {rf.output_size}, got shape "
             f"{tuple(maps.shape)}. Pass the layer's coarse map, e.g. "
             f"grad_cam(..., upsample=None), before it is resized.")
-    rows, cols = rf.grid_centers()
-    wy = _placement_weights(rows, rf.input_size[0]).to(maps.device, maps.dtype)
-    wx = _placement_weights(cols, rf.input_size[1]).to(maps.device, maps.dtype)
+    if not maps.is_floating_point():
+        maps = maps.float()
+    (y0, x0), (h, w) = rf.center(0, 0), rf.output_size
+    wy = _placement_weights(y0, rf.stride[0], h, rf.input_size[0], edge)
+    wx = _placement_weights(x0, rf.stride[1], w, rf.input_size[1], edge)
+    wy, wx = (m.to(maps.device, maps.dtype) for m in (wy, wx))
     return torch.einsum("yi,...ij,xj->...yx", wy, maps, wx)

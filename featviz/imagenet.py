@@ -20,17 +20,15 @@ their place.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
-import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
 
-from ._assets import pretty_path
+from ._assets import pretty_path, run_bounded, staging_folder
 from .data import offline
 
 __all__ = ["ImageNetModel", "WeightsUnavailable", "imagenet_model", "imagenet_weights_path",
@@ -107,37 +105,21 @@ def _fetch(url: str, path: Path, timeout: float) -> str | None:
     the deadline is left to finish in the background (and is then cached).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(".featviz-download-*"):
-            if time.time() - stale.stat().st_mtime > 3600:
-                shutil.rmtree(stale, ignore_errors=True)
-        stage = Path(tempfile.mkdtemp(prefix=".featviz-download-", dir=path.parent))
+        stage = staging_folder(path.parent)
     except OSError as exc:
         return f"cannot write to the cache ({exc.strerror or exc})"
     # torchvision names its files name-<first 8 hex digits of the sha256>.pth
     stem = path.stem.rsplit("-", 1)
     prefix = stem[1] if len(stem) == 2 and len(stem[1]) >= 8 else None
-    outcome: dict[str, BaseException] = {}
 
     def work() -> None:
         try:
             torch.hub.download_url_to_file(url, str(stage / path.name), prefix, progress=False)
             os.replace(stage / path.name, path)
-        except BaseException as exc:  # reported to the caller, never raised in the thread
-            outcome["error"] = exc
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
-    worker = threading.Thread(target=work, name="featviz-weights-download", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        return f"the download did not finish within {timeout:g} s"
-    if "error" in outcome:
-        exc = outcome["error"]
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the download failed ({first[:120]})"
-    return None
+    return run_bounded(work, timeout, "weights-download")
 
 
 def imagenet_model(
@@ -189,7 +171,7 @@ def imagenet_model(
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = models.get_model(name, weights=None)
         model.load_state_dict(state)
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise WeightsUnavailable(
             name, f"the cached file cannot be loaded ({first}); delete it to download it again",

@@ -97,7 +97,11 @@ def default_device() -> torch.device:
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, **meta: Any) -> Path:
     """Save ``model``'s weights with its architecture name and any metadata.
 
-    >>> save_checkpoint(model, "my_model.pt", test_accuracy=0.987)
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = save_checkpoint(model, Path(folder) / "my_model.pt", test_accuracy=0.987)
+    ...     load_checkpoint(path).featviz_meta
+    {'test_accuracy': 0.987}
     """
     path = Path(path)
     if path.parent and not path.parent.exists():

@@ -20,10 +20,10 @@ The colour maps, their limits and the grid layout come from
 
 Images are model inputs, usually normalised. Pass the normalisation to show
 true pixels: ``mean=`` and ``std=`` as given to ``transforms.Normalize`` (for
-the course's MNIST, ``featviz.MNIST_MEAN`` and ``featviz.MNIST_STD``), or a
-``denormalize=`` function such as ``featviz.mnist_denormalize``. Without them,
-images with values in [0, 1] are shown as they are, and others are rescaled to
-[0, 1] over the batch shown.
+the course's MNIST, ``featviz.MNIST_MEAN`` and ``featviz.MNIST_STD``). Without
+them, images with values in [0, 1] are shown as they are (so pixels undone by
+any other means show exactly), and others are rescaled to [0, 1] over the
+batch shown.
 
 Every panel's ``Axes`` carries a label (``ax.get_label()``) saying what it
 shows: ``"channel 7"``, ``"filter 3"``, ``"image 12"``, ``"input"``,
@@ -62,7 +62,6 @@ DEAD_HATCH = "#bdbdbd"
 FRAME_COLOR = "#9e9e9e"
 
 Array = Any  # torch.Tensor | np.ndarray | nested sequence of numbers
-Denormalize = Callable[[torch.Tensor], torch.Tensor] | None
 Stats = float | Sequence[float] | None  # a normalisation's mean or std, per channel
 
 
@@ -108,13 +107,29 @@ def _select_maps(maps: Any, index: int | None, what: str = "maps") -> tuple[np.n
 
 @dataclass(frozen=True)
 class _Pixels:
-    """How model inputs become pixels in [0, 1]: the normalisation they went
-    through (``mean``/``std``), a function undoing it, or, with neither, values
-    in [0, 1] as they are and anything else rescaled to [0, 1]."""
+    """How model inputs become pixels in [0, 1]: undo the normalisation
+    (``mean``/``std``) when given; without it, values in [0, 1] as they are and
+    anything else rescaled to [0, 1]."""
 
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
-    denormalize: Denormalize = None
+
+    @classmethod
+    def make(cls, mean: Stats, std: Stats) -> "_Pixels":
+        """Check the normalisation up front, with errors that say how to give it."""
+        if mean is None and std is None:
+            return cls()
+        if mean is None or std is None:
+            raise ValueError(
+                "mean and std go together: pass both, as given to transforms.Normalize(mean, "
+                "std) (for the course's MNIST: mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)"
+            )
+        m = to_numpy(mean, "mean").reshape(-1)
+        sd = to_numpy(std, "std").reshape(-1)
+        if m.size == 0 or sd.size == 0 or not np.all(sd > 0):
+            raise ValueError(f"std must hold positive numbers (and mean at least one), got "
+                             f"mean={mean!r}, std={std!r}")
+        return cls(m, sd)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, H, W) model inputs -> (N, H, W) grey or (N, H, W, 3) RGB in [0, 1]."""
@@ -124,15 +139,7 @@ class _Pixels:
                 f"images must have 1 (grey) or 3 (RGB) channels, got {channels} in shape "
                 f"{tuple(batch.shape)}"
             )
-        if self.denormalize is not None:
-            out = to_numpy(self.denormalize(torch.from_numpy(np.array(batch))),
-                           "denormalize(images)")
-            if out.shape != batch.shape:
-                raise ValueError(
-                    f"denormalize changed the images' shape from {tuple(batch.shape)} to "
-                    f"{tuple(out.shape)}; it must return images of the same shape"
-                )
-        elif self.mean is not None and self.std is not None:
+        if self.mean is not None and self.std is not None:
             if self.mean.size not in (1, channels) or self.std.size not in (1, channels):
                 raise ValueError(
                     f"mean has {self.mean.size} and std {self.std.size} values, but the "
@@ -146,32 +153,6 @@ class _Pixels:
                 out = (batch - lo) / (hi - lo) if hi > lo else np.zeros_like(batch)
         out = np.clip(out, 0.0, 1.0)
         return out[:, 0] if channels == 1 else np.moveaxis(out, 1, -1)
-
-
-def _pixels(mean: Stats, std: Stats, denormalize: Denormalize) -> _Pixels:
-    """Check the ways to turn images into pixels up front, with errors that say how."""
-    if denormalize is not None:
-        if mean is not None or std is not None:
-            raise ValueError("pass either mean= and std= or denormalize=, not both")
-        if not callable(denormalize):
-            raise TypeError(
-                f"denormalize must be a function taking and returning a tensor (e.g. "
-                f"featviz.mnist_denormalize), got {denormalize!r}; or pass mean= and std="
-            )
-        return _Pixels(denormalize=denormalize)
-    if mean is None and std is None:
-        return _Pixels()
-    if mean is None or std is None:
-        raise ValueError(
-            "mean and std go together: pass both, as given to transforms.Normalize(mean, std) "
-            "(for the course's MNIST: mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)"
-        )
-    m = to_numpy(mean, "mean").reshape(-1)
-    sd = to_numpy(std, "std").reshape(-1)
-    if m.size == 0 or sd.size == 0 or not np.all(sd > 0):
-        raise ValueError(f"std must hold positive numbers (and mean at least one), got "
-                         f"mean={mean!r}, std={std!r}")
-    return _Pixels(m, sd)
 
 
 def _one_image(image: Any, index: int | None, pixels: _Pixels,
@@ -490,7 +471,6 @@ def plot_feature_maps(
     title: str | None = None,
     mean: Stats = None,
     std: Stats = None,
-    denormalize: Denormalize = None,
     max_channels: int = 1024,
 ) -> Figure:
     """One image's feature maps as a grid, one panel per channel.
@@ -513,7 +493,7 @@ def plot_feature_maps(
     ncols : number of columns; default from :func:`grid_shape`.
     title : figure title; a grey line under it always says what is shown
         (counts, size, scale, dead channels).
-    mean, std, denormalize : how to turn ``image`` into pixels (see :func:`plot_images`).
+    mean, std : the normalisation to undo to show ``image`` (see :func:`plot_images`).
     max_channels : above this many channels only the ``max_channels`` most active
         are drawn (the subtitle says so), since thousands of panels help no one.
 
@@ -524,10 +504,13 @@ def plot_feature_maps(
     Example
     -------
     >>> acts = featviz.activations(model, images, ["conv1"])
-    >>> fig = plot_feature_maps(acts["conv1"], index=3, image=images)
+    >>> fig = plot_feature_maps(acts["conv1"], index=3, image=images,
+    ...                         mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
+    >>> sum(ax.get_label().startswith("channel") for ax in fig.axes)
+    16
     """
     norm = _check_norm(norm, ("shared", "per-map"))
-    pixels = _pixels(mean, std, denormalize)
+    pixels = _Pixels.make(mean, std)
     arr, note = _select_maps(maps, index)
     num, height, width = arr.shape
     if num == 0:
@@ -615,8 +598,9 @@ def plot_filters(
     cmap : default :data:`SIGNED_CMAP`, centred at zero: red weights add to the
         response where the image is bright, blue ones subtract.
 
-    >>> fig = plot_filters(model.conv1)          # the 16 5x5 kernels
-    >>> fig = plot_filters(model.conv2, in_channel=3)
+    >>> fig = plot_filters(model.conv2, in_channel=3)   # or plot_filters(model.conv1)
+    >>> fig.texts[1].get_text()
+    '32 filters · 5×5 kernels, the slice reading input channel 3 of 16 · shared scale'
     """
     norm = _check_norm(norm, ("shared", "per-map"))
     name = ""
@@ -698,7 +682,6 @@ def plot_images(
     class_names: Sequence[str] | None = None,
     mean: Stats = None,
     std: Stats = None,
-    denormalize: Denormalize = None,
     max_images: int = 100,
 ) -> Figure:
     """A grid of images with their true and predicted labels.
@@ -713,17 +696,17 @@ def plot_images(
     mean, std : the normalisation the images went through, as given to
         ``transforms.Normalize(mean, std)`` (one value, or one per channel):
         undone for exact pixels. For the course's MNIST: ``featviz.MNIST_MEAN``
-        and ``featviz.MNIST_STD``.
-    denormalize : or a function taking and returning a tensor that undoes it
-        (``featviz.mnist_denormalize``). With none of these, images in [0, 1]
-        are shown as they are and others are rescaled to [0, 1] over the batch.
+        and ``featviz.MNIST_STD``. Without them, images in [0, 1] are shown as
+        they are and others are rescaled to [0, 1] over the batch.
     max_images : at most this many are drawn (the first ones); the subtitle says so.
 
     >>> images, labels = featviz.digit_examples()
     >>> pred, _ = featviz.predict(model, images)
-    >>> fig = plot_images(images, labels, pred)
+    >>> fig = plot_images(images, labels, pred, mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
+    >>> fig.texts[1].get_text()
+    '10 images · all predicted correctly'
     """
-    pixels = _pixels(mean, std, denormalize)
+    pixels = _Pixels.make(mean, std)
     arr = to_numpy(images, "images")
     if arr.ndim == 2:
         arr = arr[None]
@@ -807,7 +790,6 @@ def plot_overlay(
     title: str | None = None,
     mean: Stats = None,
     std: Stats = None,
-    denormalize: Denormalize = None,
     colorbar: bool = True,
     ncols: int | None = None,
 ) -> Figure:
@@ -822,14 +804,18 @@ def plot_overlay(
     alpha : opacity of the strongest values; weak values fade out so the image
         shows through where the map says little.
     cmap : default from :func:`choose_cmap` per map (diverging for signed maps).
-    mean, std, denormalize : how to turn ``image`` into pixels; see :func:`plot_images`.
+    mean, std : the normalisation to undo to show ``image``; see :func:`plot_images`.
     colorbar : a small colour bar under each overlay.
 
-    >>> fig = plot_overlay(image, {"saliency": sal, "Grad-CAM": cam})
+    >>> image = images[3]                                # one digit, normalised
+    >>> sal = featviz.saliency(model, image)            # (28, 28)
+    >>> cam = featviz.grad_cam(model, image, "conv2")   # (28, 28)
+    >>> fig = plot_overlay(image, {"saliency": sal, "Grad-CAM": cam},
+    ...                    mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
     """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
-    base = _one_image(image, index, _pixels(mean, std, denormalize))
+    base = _one_image(image, index, _Pixels.make(mean, std))
     size = tuple(base.shape[:2])
     items = heatmap.items() if isinstance(heatmap, Mapping) else [("", heatmap)]
     panels = [_Panel(axes_label="input", label="input", data=base, cmap=IMAGE_CMAP,
@@ -874,7 +860,6 @@ def plot_comparison(
     title: str | None = None,
     mean: Stats = None,
     std: Stats = None,
-    denormalize: Denormalize = None,
 ) -> Figure:
     """Several sets of maps side by side, one titled row (block) per entry.
 
@@ -890,13 +875,17 @@ def plot_comparison(
     channels : show only these channel numbers in every entry.
     ncols : panels per row (default: all channels in one row, up to 16).
     image : the input image, shown on the left.
-    mean, std, denormalize : how to turn ``image`` into pixels; see :func:`plot_images`.
+    mean, std : the normalisation to undo to show ``image``; see :func:`plot_images`.
 
+    >>> acts = featviz.activations(model, images, ["conv1", "relu1", "pool1"])
     >>> fig = plot_comparison({"conv1": acts["conv1"], "relu1": acts["relu1"],
-    ...                        "pool1": acts["pool1"]}, index=0, image=images)
+    ...                        "pool1": acts["pool1"]}, index=0, image=images,
+    ...                       channels=[0, 1, 2, 3])
+    >>> [ax.get_label() for ax in fig.axes].count("colorbar")   # one scale per row
+    3
     """
     norm = _check_norm(norm, ("row", "shared", "per-map"))
-    pixels = _pixels(mean, std, denormalize)
+    pixels = _Pixels.make(mean, std)
     if not isinstance(entries, Mapping) or not entries:
         raise TypeError(
             f"entries must be a non-empty dict {{title: maps}}, got {type(entries).__name__}"

@@ -1,8 +1,13 @@
 """``featviz.doctor()``: check that this environment can run the course, and say how to fix it.
 
->>> report = featviz.doctor()      # prints (in Jupyter: shows) one line per check
->>> report.ok                       # False when any check failed
->>> report["widgets"].fix           # what to do about one of them
+>>> report = featviz.doctor(show=False)   # show=True, the default, prints one line per check
+>>> report.names
+['python', 'featviz', 'torch', ..., 'widgets', 'anywidget', 'device', 'data', 'checkpoints']
+>>> report["data"].status in ("ok", "warn")  # "warn": the bundled sample; report["data"].fix says more
+True
+
+``report.ok`` is False when any check failed; ``report.problems`` lists the
+checks that did not pass, failures first.
 
 The checks: the versions of Python and the course's packages; whether the
 widget frontend is installed where the Jupyter server runs (the classic
@@ -559,12 +564,30 @@ def _all_checks() -> list[tuple[str, Callable[[], Check]]]:
     return checks
 
 
-def doctor(*, show: bool = True) -> Report:
+_PATH = r"(?<![\w/])~?/[^\s,;()`]+"
+
+
+def _without_machine(check: Check) -> Check:
+    """``check`` without this machine's folders and core count (``doctor(paths=False)``)."""
+    def clean(text: str) -> str:
+        text = re.sub(rf" \({_PATH}\)", "", text)             # "3.11.7 (/opt/.../python)"
+        text = re.sub(rf"\bat {_PATH}", "installed", text)     # "extension at /..."
+        text = re.sub(rf" from {_PATH}$", "", text)            # "... from ~/.cache/featviz"
+        text = re.sub(r", \d+ cores?, torch uses \d+ threads?", "", text)
+        # a command keeps working: `/opt/env/bin/python -m pip ...` -> `python -m pip ...`
+        return re.sub(_PATH, lambda m: "python" if re.search(r"/python[\d.]*$", m[0]) else "…", text)
+
+    return Check(check.name, check.status, clean(check.detail), clean(check.fix))
+
+
+def doctor(*, show: bool = True, paths: bool = True) -> Report:
     """Check that this environment can run the course; print what is wrong and how to fix it.
 
     Parameters
     ----------
     show : print the report (as text; in a Jupyter notebook, as a table).
+    paths : False leaves out what is particular to this machine - its folders and
+        its number of cores - for a report to paste into a question or commit.
 
     Returns
     -------
@@ -575,8 +598,9 @@ def doctor(*, show: bool = True) -> Report:
 
     Example
     -------
-    >>> report = featviz.doctor()
-    >>> assert report.ok, report.problems
+    >>> report = featviz.doctor(show=False)
+    >>> report["checkpoints"].status
+    'ok'
     """
     results = []
     for name, run in _all_checks():
@@ -586,6 +610,8 @@ def doctor(*, show: bool = True) -> Report:
             results.append(Check(name, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
                                  "reinstall featviz and its requirements (`./course lab` does it) "
                                  "and run featviz.doctor() again."))
+    if not paths:
+        results = [_without_machine(c) for c in results]
     report = Report(results)
     if show:
         shell = _ipython_kernel_shell()

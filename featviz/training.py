@@ -535,27 +535,70 @@ class _Tally:
         return float(self.loss) / seen, int(self.correct) / seen
 
 
-class _Loop:
-    """One call of :func:`fit`: the model and optimizer, the step count and the history.
+class _Recorder:
+    """The bookkeeping of :func:`fit`: every ``log_every`` steps a window of steps
+    becomes one point of the :class:`History`; every epoch, one record."""
 
-    ``step`` trains on one batch, ``log`` turns a window of ``log_every`` steps
-    into a history point, ``epoch`` is one pass over the data ending with
-    ``end_epoch`` (validation, the epoch record, a snapshot), and ``run`` does the
-    epochs, keeping what was reached when interrupted.
-    """
-
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, *,
-                 device: torch.device, loss_fn: Callable, augment: Callable | None,
-                 channels_last: bool, per_epoch: int | None, log_every: int,
-                 snapshot: Callable | None, snap_at: set[int]) -> None:
-        self.model, self.opt, self.sched, self.loss_fn = model, opt, sched, loss_fn
-        self.augment, self.channels_last = augment, channels_last
-        self.per_epoch, self.log_every = per_epoch, log_every
-        self.snapshot, self.snap_at = snapshot, snap_at
+    def __init__(self, device: torch.device, opt: torch.optim.Optimizer, log_every: int) -> None:
+        self.device, self.opt, self.log_every = device, opt, log_every
         self.history = History(device=str(device))
-        self.steps = 0
         self.window, self.epoch_sums = _Tally(device), _Tally(device)
-        self.progress: _EpochProgress | None = None
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Count one training batch (its mean ``loss`` and ``logits``) into the window."""
+        n = len(labels)
+        with torch.no_grad():
+            self.window.add(loss.detach() * n, (logits.argmax(1) == labels).sum(), n)
+        self.history.examples += n
+
+    def due(self, last: bool) -> bool:
+        """Whether the window should be logged now (full, or the epoch's last batch)."""
+        return self.window.steps >= self.log_every or last
+
+    def log(self, step: int, epoch_pos: float) -> None:
+        """Close the current window: one history point; its sums move to the epoch's."""
+        loss, accuracy = self.window.means()
+        h = self.history
+        h.step.append(step)
+        h.epoch.append(epoch_pos)
+        h.loss.append(loss)
+        h.accuracy.append(accuracy)
+        h.lr.append(float(self.opt.param_groups[0]["lr"]))
+        self.epoch_sums.absorb(self.window)
+
+    def start_epoch(self) -> None:
+        self.epoch_sums = _Tally(self.device)
+
+    def end_epoch(self, ep: int, started: float, val: dict[str, float] | None) -> dict:
+        """The epoch's record: training loss and accuracy, validation scores, seconds."""
+        loss, accuracy = self.epoch_sums.means()
+        record = {"epoch": ep + 1, "train_loss": loss, "train_accuracy": accuracy}
+        if val is not None:
+            record["val_loss"], record["val_accuracy"] = val["loss"], val["accuracy"]
+        record["seconds"] = time.perf_counter() - started
+        self.history.epochs.append(record)
+        return record
+
+
+_INTERRUPTED = ("Training interrupted after {} steps; the model keeps the weights it "
+                "reached, and the history so far is returned.")
+
+
+class _Loop:
+    """One call of :func:`fit`: ``step`` trains on one batch, ``epoch`` is one pass
+    over the data, ``end_epoch`` validates, reports and snapshots, and ``run`` does
+    the epochs, keeping what was reached when interrupted. The bookkeeping is a
+    :class:`_Recorder`'s, the display an :class:`_EpochProgress`'s."""
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
+                 recorder: _Recorder, *, loss_fn: Callable, augment: Callable | None,
+                 channels_last: bool, per_epoch: int | None, snapshot: Callable | None,
+                 snap_at: set[int]) -> None:
+        self.model, self.opt, self.sched, self.rec = model, opt, sched, recorder
+        self.loss_fn, self.augment, self.channels_last = loss_fn, augment, channels_last
+        self.per_epoch, self.snapshot, self.snap_at = per_epoch, snapshot, snap_at
+        self.steps = 0
+        self.progress = _EpochProgress(None, "", enabled=False)
 
     def take(self, label: str, epoch_pos: float) -> None:
         """Call the snapshot callback, with the model in eval mode for the call."""
@@ -588,53 +631,31 @@ class _Loop:
         if self.sched is not None:
             self.sched.step()
         self.steps += 1
-        n = len(yb)
-        with torch.no_grad():
-            self.window.add(loss.detach() * n, (logits.argmax(1) == yb).sum(), n)
-        self.history.examples += n
-
-    def log(self, epoch_pos: float) -> None:
-        """Close the current window: one history point; its sums move to the epoch's."""
-        loss, accuracy = self.window.means()
-        h = self.history
-        h.step.append(self.steps)
-        h.epoch.append(epoch_pos)
-        h.loss.append(loss)
-        h.accuracy.append(accuracy)
-        h.lr.append(float(self.opt.param_groups[0]["lr"]))
-        self.epoch_sums.absorb(self.window)
+        self.rec.add(loss, logits, yb)
 
     def epoch(self, ep: int, epochs: int, batches_of: Callable[[], Iterable],
               progress: bool) -> None:
         """One pass over the data; ``batches_of()`` gives this epoch's batches."""
         self.model.train()
-        self.epoch_sums = _Tally(self.epoch_sums.loss.device)
+        self.rec.start_epoch()
         self.progress = _EpochProgress(self.per_epoch, f"epoch {ep + 1}/{epochs}", progress)
         per = self.per_epoch
         for i, (xb, yb) in enumerate(batches_of()):
             self.step(xb, yb)
-            if self.window.steps >= self.log_every or (per is not None and i + 1 == per):
-                self.log(ep + (i + 1) / per if per else ep + 1)
+            if self.rec.due(last=per is not None and i + 1 == per):
+                self.rec.log(self.steps, ep + (i + 1) / per if per else ep + 1)
                 if self.progress.live:
-                    self.progress.show(*self.epoch_sums.means())
+                    self.progress.show(*self.rec.epoch_sums.means())
             self.progress.advance()
             if self.steps in self.snap_at:
                 self.take(f"step {self.steps}", ep + (i + 1) / per if per else ep)
-        if self.window.seen:  # data without a length: the last, partial window
-            self.log(ep + 1.0)
+        if self.rec.window.seen:  # data without a length: the last, partial window
+            self.rec.log(self.steps, ep + 1.0)
 
     def end_epoch(self, ep: int, started: float, val: Callable[[], dict] | None) -> None:
-        """The epoch's record (with validation scores), its progress line, its snapshot."""
-        loss, accuracy = self.epoch_sums.means()
-        record = {"epoch": ep + 1, "train_loss": loss, "train_accuracy": accuracy}
-        val_accuracy = None
-        if val is not None:
-            scores = val()
-            record["val_loss"], record["val_accuracy"] = scores["loss"], scores["accuracy"]
-            val_accuracy = scores["accuracy"]
-        self.progress.show(loss, accuracy, val_accuracy)
-        record["seconds"] = time.perf_counter() - started
-        self.history.epochs.append(record)
+        record = self.rec.end_epoch(ep, started, None if val is None else val())
+        self.progress.show(record["train_loss"], record["train_accuracy"],
+                           record.get("val_accuracy"))
         self.progress.close()
         self.take(f"epoch {ep + 1}", ep + 1.0)
 
@@ -649,23 +670,19 @@ class _Loop:
                 self.epoch(ep, epochs, batches_of, progress)
                 self.end_epoch(ep, started, val)
         except KeyboardInterrupt:
-            self.history.interrupted = True
-            if self.progress is not None:
-                self.progress.close()
+            self.rec.history.interrupted = True
+            self.progress.close()
             if progress:
                 from tqdm import std
 
-                std.tqdm.write(f"Training interrupted after {self.steps} steps; the model "
-                               f"keeps the weights it reached, and the history so far is "
-                               f"returned.")
+                std.tqdm.write(_INTERRUPTED.format(self.steps))
         finally:
-            if self.progress is not None:
-                self.progress.close()
+            self.progress.close()
             if self.channels_last:
                 self.model.to(memory_format=torch.contiguous_format)
             self.model.eval()
-            self.history.seconds = time.perf_counter() - start
-        return self.history
+            self.rec.history.seconds = time.perf_counter() - start
+        return self.rec.history
 
 
 def fit(
@@ -746,10 +763,9 @@ def fit(
     opt = _make_optimizer(model, optimizer, float(lr), weight_decay)
     per_epoch = _num_batches(data, batch_size)
     sched = _make_schedule(schedule, opt, float(lr), per_epoch * epochs if per_epoch else None)
-    loop = _Loop(model, opt, sched, device=dev, loss_fn=loss_fn, augment=augment,
-                 channels_last=bool(channels_last), per_epoch=per_epoch,
-                 log_every=max(1, int(log_every)), snapshot=snapshot,
-                 snap_at={int(s) for s in snapshot_steps})
+    loop = _Loop(model, opt, sched, _Recorder(dev, opt, max(1, int(log_every))),
+                 loss_fn=loss_fn, augment=augment, channels_last=bool(channels_last),
+                 per_epoch=per_epoch, snapshot=snapshot, snap_at={int(s) for s in snapshot_steps})
 
     generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
 

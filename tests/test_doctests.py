@@ -76,8 +76,7 @@ def test_docstring_examples(module_name, test, error, course_names):
     torch.manual_seed(0)
     out = io.StringIO()
     runner = doctest.DocTestRunner(optionflags=FLAGS)
-    with torch.no_grad() if False else contextlib.nullcontext():
-        result = runner.run(test, out=out.write, clear_globs=True)
+    result = runner.run(test, out=out.write, clear_globs=True)
     assert result.failed == 0, f"{test.name}:\n{out.getvalue()}"
 
 

@@ -1,10 +1,18 @@
 """The exercise checkers of the lessons (lesson 01's are in test_exercises.py): the right
 answer passes, and each typical wrong answer gets a message that says what went wrong.
+Then the lessons themselves: no exercise's answer is printed above its question, and every
+exercise of a lesson's module is asked in its notebook.
 
 Right answers are computed the way the solutions say (from featviz, torch or torchvision),
-not typed in, so a checker that drifts from the library fails here.
+not typed in, so a checker that drifts from the library fails here. (The code exercises are
+in test_code_exercises.py.)
 """
 from __future__ import annotations
+
+import importlib
+import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,9 +281,11 @@ def test_predictions() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_lesson07_right_answers(capsys, test_predictions):
     labels, pred = test_predictions
+    d = lesson07.DIGIT
+    assert d != 4, "the lesson analyses the 4s itself: the exercise asks about another digit"
     assert_right(capsys, lesson07.q1, "pool2")
-    assert_right(capsys, lesson07.q2, int(((labels == 4) & (pred != 4)).sum()))
-    wrong = pred[(labels == 4) & (pred != 4)]
+    assert_right(capsys, lesson07.q2, int(((labels == d) & (pred != d)).sum()))
+    wrong = pred[(labels == d) & (pred != d)]
     assert_right(capsys, lesson07.q3, int(torch.bincount(wrong, minlength=10).argmax()))
 
 
@@ -291,12 +301,13 @@ def test_lesson07_q1_wrong_answers(capsys, answer, expected):
 
 def test_lesson07_q2_q3_typical_confusions(capsys, test_predictions):
     labels, pred = test_predictions
-    called_four = int(((pred == 4) & (labels != 4)).sum())
+    d = lesson07.DIGIT
+    called_d = int(((pred == d) & (labels != d)).sum())
     every_mistake = int((pred != labels).sum())
-    assert_wrong(capsys, lesson07.q2, called_four, "label 4, prediction not 4")
+    assert_wrong(capsys, lesson07.q2, called_d, f"label {d}, prediction not {d}")
     assert_wrong(capsys, lesson07.q2, every_mistake, "every mistake")
     assert_wrong(capsys, lesson07.q2, 2.5, "whole number")
-    assert_wrong(capsys, lesson07.q3, 4, "true label")
+    assert_wrong(capsys, lesson07.q3, d, "true label")
     assert_wrong(capsys, lesson07.q3, 12, "digit 0-9")
 
 
@@ -341,3 +352,90 @@ def test_lesson08_exercise_constants_are_torchvisions():
 ])
 def test_lesson08_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
+
+
+def test_lesson05_and_lesson01_new_checks(capsys):
+    assert_wrong(capsys, lesson05.q4, lesson05.dead_maps(1) + 1, "there are fewer")
+    from featviz.exercises import lesson01
+    assert_wrong(capsys, lesson01.q3, 0, "printed above")
+
+
+# --------------------------------------------------------------------------- the notebooks
+
+#: Status of the two notebook tests below: they hold once the lessons carry the exercise
+#: cells and move the outputs that gave answers away. Until the lessons are edited they fail
+#: and their messages list what is left to do, lesson by lesson. Not skipped on purpose.
+NOTEBOOKS_AWAIT_EXERCISE_CELLS = True
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return src if isinstance(src, str) else "".join(src)
+
+
+def _output_text(cell: dict) -> str:
+    """What a reader sees of a code cell's outputs, as text (images are not text)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if "text" in out:
+            parts.append(_source({"source": out["text"]}))
+        for kind in ("text/plain", "text/markdown", "text/latex"):
+            if kind in out.get("data", {}):
+                parts.append(_source({"source": out["data"][kind]}))
+    return "\n".join(parts)
+
+
+def _shows(text: str, answer: str) -> bool:
+    """Whether ``answer`` appears in ``text`` as a whole token (938 is not in 9380)."""
+    pattern = r"(?<![\w.])" + re.escape(answer) + r"(?![\w]|\.\d)"
+    return re.search(pattern, text) is not None
+
+
+def _exercise_module(path: Path):
+    cells = _cells(path)
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    m = re.search(r"from featviz\.exercises import (lesson\d\d) as (\w+)", code)
+    assert m, f"{path.name} does not import its exercises"
+    return importlib.import_module(f"featviz.exercises.{m.group(1)}"), m.group(2), cells
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem[:2] for p in NOTEBOOKS])
+def test_no_exercise_answer_is_printed_above_it(path, capsys):
+    module, alias, cells = _exercise_module(path)
+    leaks = []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        for name in re.findall(rf"\b{alias}\.(\w+)\.check\(", _source(cell)):
+            exercise = getattr(module, name, None)
+            if not isinstance(exercise, Exercise):
+                continue
+            for j, earlier in enumerate(cells[:i]):
+                if earlier["cell_type"] != "code":
+                    continue
+                shown = _output_text(earlier)
+                leaks += [f"{name} ({exercise.kind}): {answer!r} is printed by cell {j}, above "
+                          f"the question in cell {i}"
+                          for answer in exercise.expected_texts() if _shows(shown, answer)]
+    capsys.readouterr()
+    assert not leaks, f"{path.name}: answers printed above their question:\n  " + "\n  ".join(leaks)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem[:2] for p in NOTEBOOKS])
+def test_every_exercise_of_the_lesson_is_asked_in_it(path):
+    module, alias, cells = _exercise_module(path)
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    asked = set(re.findall(rf"\b{alias}\.(\w+)\.check\(", code))
+    defined = {name for name, v in vars(module).items() if isinstance(v, Exercise)}
+    missing = sorted(defined - asked)
+    assert not missing, (f"{path.name} never checks {', '.join(missing)} "
+                         f"({', '.join(getattr(module, n).kind for n in missing)})")
+    md = "\n".join(_source(c) for c in cells)
+    assert "questionnaire" in md.lower() and "further reading" in md.lower(), (
+        f"{path.name} should end with its questionnaire and further reading")

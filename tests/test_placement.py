@@ -26,13 +26,22 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def interp_between(coarse: torch.Tensor, rows: np.ndarray, cols: np.ndarray,
-                   size: tuple[int, int]) -> np.ndarray:
-    """Linear interpolation between unit centres along each axis, edge values held
-    beyond them (np.interp), rows then columns: bilinear on the centres' grid."""
+                   size: tuple[int, int], edge: str = "fade") -> np.ndarray:
+    """Linear interpolation between unit centres along each axis (np.interp), rows
+    then columns: bilinear on the centres' grid. Beyond the outermost centres,
+    "hold" keeps the edge value; "fade" falls to 0 at one more step out."""
     c = coarse.double().numpy()
+
+    def line(xs: np.ndarray, centres: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if edge == "hold":
+            return np.interp(xs, centres, values)
+        step = centres[1] - centres[0]
+        return np.interp(xs, np.r_[centres[0] - step, centres, centres[-1] + step],
+                         np.r_[0.0, values, 0.0], left=0.0, right=0.0)
+
     ys, xs = np.arange(size[0]), np.arange(size[1])
-    by_rows = np.stack([np.interp(ys, rows, c[:, j]) for j in range(c.shape[1])], axis=1)
-    return np.stack([np.interp(xs, cols, by_rows[i]) for i in range(size[0])])
+    by_rows = np.stack([line(ys, rows, c[:, j]) for j in range(c.shape[1])], axis=1)
+    return np.stack([line(xs, cols, by_rows[i]) for i in range(size[0])])
 
 
 def stretched(coarse: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -89,31 +98,45 @@ def test_the_centre_is_where_the_unit_looks_in_a_padded_strided_net():
 def test_rf_placement_is_bilinear_between_the_centres(model):
     torch.manual_seed(0)
     coarse = torch.rand(3, 8, 8)
-    placed = place_by_receptive_field(coarse, model, "relu2")
-    assert placed.shape == (3, 28, 28) and placed.dtype == torch.float32
     rows, cols = (c.numpy() for c in receptive_field(model, "relu2").grid_centers())
-    for i in range(3):
-        expected = interp_between(coarse[i], rows, cols, (28, 28))
-        inside = slice(7, 21)  # pixels 7..20 lie between the centres 6.5 and 20.5
-        np.testing.assert_allclose(placed[i, inside, inside].numpy(), expected[inside, inside],
-                                   atol=1e-6)
-        # outside the outermost centres each edge unit's value is held, not faded
-        np.testing.assert_allclose(placed[i].numpy(), expected, atol=1e-6)
-        assert torch.allclose(placed[i, :7, 10], placed[i, 6, 10].expand(7), atol=1e-6)
-    # the values at the centres are the units' own
-    assert torch.allclose(0.25 * placed[:, 6:8, 6:8].sum((1, 2)), coarse[:, 0, 0], atol=1e-6)
+    inside = slice(7, 21)  # pixels 7..20 lie between the centres 6.5 and 20.5
+    placed = {}
+    for edge in ["fade", "hold"]:
+        placed[edge] = place_by_receptive_field(coarse, model, "relu2", edge=edge)
+        assert placed[edge].shape == (3, 28, 28) and placed[edge].dtype == torch.float32
+        for i in range(3):
+            expected = interp_between(coarse[i], rows, cols, (28, 28), edge)
+            np.testing.assert_allclose(placed[edge][i, inside, inside].numpy(),
+                                       expected[inside, inside], atol=1e-6)
+            np.testing.assert_allclose(placed[edge][i].numpy(), expected, atol=1e-6)
+    assert torch.equal(placed["fade"][:, inside, inside], placed["hold"][:, inside, inside])
+    # beyond the outermost centres: held flat, or faded to zero one stride (2 px) out
+    assert torch.allclose(placed["hold"][:, :7, 10], placed["hold"][:, 6:7, 10].expand(3, 7))
+    assert placed["fade"][:, :5].abs().max() == 0 and placed["fade"][:, 23:].abs().max() == 0
+    assert (placed["fade"][:, 5:7, 7:21] < placed["hold"][:, 5:7, 7:21]).all()
+
+
+def test_a_unit_on_a_pixel_keeps_its_value_there(model):
+    torch.manual_seed(1)
+    coarse = torch.rand(24, 24)  # conv1: 5x5 fields, centres on pixels 2..25
+    placed = place_by_receptive_field(coarse, model, "conv1")
+    assert torch.allclose(placed[2:26, 2:26], coarse, atol=1e-6)
+    assert placed[:2].abs().max() == 0 and placed[:, 26:].abs().max() == 0
 
 
 def test_placement_takes_a_receptive_field_any_leading_dims_and_arrays(model):
     rf = receptive_field(model, "pool2")
     coarse = torch.arange(32.0).view(2, 1, 4, 4)
-    placed = place_by_receptive_field(coarse, rf)
+    placed = place_by_receptive_field(coarse, rf, edge="hold")
     assert placed.shape == (2, 1, 28, 28)
-    assert torch.allclose(placed, place_by_receptive_field(coarse.numpy(), model, "pool2"))
-    assert torch.allclose(place_by_receptive_field(coarse[0, 0], rf), placed[0, 0])
+    assert torch.allclose(placed, place_by_receptive_field(coarse.numpy(), model, "pool2",
+                                                           edge="hold"))
+    assert torch.allclose(place_by_receptive_field(coarse[0, 0], rf, edge="hold"), placed[0, 0])
     # pool2's 4x4 units sit at 7.5, 11.5, 15.5, 19.5
-    assert placed[0, 0, 7:9, 7:9].mean().item() == pytest.approx(0.0)
-    assert placed[0, 0, 19:21, 19:21].mean().item() == pytest.approx(15.0)
+    rows, cols = (c.numpy() for c in rf.grid_centers())
+    assert rows.tolist() == [7.5, 11.5, 15.5, 19.5]
+    np.testing.assert_allclose(placed[1, 0].numpy(), interp_between(coarse[1, 0], rows, cols,
+                                                                    (28, 28), "hold"), atol=1e-5)
 
 
 def test_placement_errors_say_what_to_pass(model):
@@ -125,6 +148,8 @@ def test_placement_errors_say_what_to_pass(model):
         place_by_receptive_field(torch.zeros(8, 8), receptive_field(model, "relu2"), "relu2")
     with pytest.raises(ValueError, match="conv3"):
         place_by_receptive_field(torch.zeros(8, 8), model, "conv3")
+    with pytest.raises(ValueError, match="'fade' or 'hold'"):
+        place_by_receptive_field(torch.zeros(8, 8), model, "relu2", edge="clamp")
 
 
 # --------------------------------------------------------------------------- grad_cam
@@ -164,12 +189,15 @@ def test_grad_cam_places_by_receptive_field_by_default(model, digits):
     assert torch.allclose(cam, place_by_receptive_field(coarse, model, "relu2"), atol=1e-6)
     assert torch.allclose(grad_cam(model, x, "relu2", labels, upsample="bilinear"),
                           stretched(coarse, (28, 28)), atol=1e-6)
-    # what the learner sees: stretched maps push evidence towards the border
-    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    r = ((ys - 13.5) ** 2 + (xs - 13.5) ** 2).sqrt()
-    spread = lambda m: ((m * r).sum((1, 2)) / m.sum((1, 2)).clamp_min(1e-12))  # noqa: E731
+    # what the learner sees: a stretched map pushes the evidence off the strokes into
+    # the background; placed, most of it lies on or beside the digit (measured on these
+    # 16 digits: 0.80 of the heat within 2 px of ink, against 0.53 stretched)
+    ink = (x[:, 0] > x.min() + 0.5).float()
+    near_ink = F.max_pool2d(ink[:, None], 5, 1, 2)[:, 0]
+    share = lambda m: (m * near_ink).sum((1, 2)) / m.sum((1, 2))  # noqa: E731
     bilinear = grad_cam(model, x, "relu2", labels, upsample="bilinear")
-    assert (spread(cam) < spread(bilinear)).all()
+    assert (share(cam) > share(bilinear)).all()
+    assert share(cam).mean() > share(bilinear).mean() + 0.2
 
 
 def functional_pool_net() -> nn.Module:
@@ -208,19 +236,24 @@ def test_resnet18_layer4_rf_and_stretched_differ_by_half_a_stride():
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None).eval()
-    x = F.avg_pool2d(torch.randn(2, 3, 224, 224), 9, 1, 4) * 3  # smooth, photo-like
-    coarse = grad_cam(net, x, "layer4", [1, 2], upsample=None)
+    x = F.avg_pool2d(torch.randn(2, 3, 224, 224), 9, 1, 4) * 3
+    coarse = grad_cam(net, x, "layer4", upsample=None)
     rf = receptive_field(net, "layer4", input_size=(3, 224, 224))
     rows, cols = rf.grid_centers()
-    assert rows.tolist() == [32.0 * i for i in range(7)]  # padded: on the stride grid
-    placed = place_by_receptive_field(coarse, rf)
-    assert torch.allclose(placed, grad_cam(net, x, "layer4", [1, 2]), atol=1e-6)
-    moved = stretched(coarse, (224, 224))  # units at 15.5 + 32 i
+    assert rows.tolist() == cols.tolist() == [32.0 * i for i in range(7)]  # the stride grid
+    placed = grad_cam(net, x, "layer4")
+    assert torch.allclose(placed, place_by_receptive_field(coarse, rf), atol=1e-6)
+    # between the centres (pixels 0..192) it is the map resized corner to corner
+    hull = F.interpolate(coarse[:, None], size=(193, 193), mode="bilinear", align_corners=True)
+    assert torch.allclose(placed[:, :193, :193], hull[:, 0], atol=1e-5)
+    # a plain resize draws the same surface 15.5 px (half a stride) lower and further right
+    moved = stretched(coarse, (224, 224))
     for p, m in zip(placed, moved):
-        corr = torch.corrcoef(torch.stack([p.flatten(), m.flatten()]))[0, 1].item()
-        assert corr > 0.85  # measured 0.88-0.90: the same map, moved by 15.5 px
         (py, px), (my, mx) = (divmod(int(t.argmax()), 224) for t in (p, m))
         assert 15 <= my - py <= 16 and 15 <= mx - px <= 16
+        shifted = 0.25 * (m[15:208, 15:208] + m[16:209, 16:209] + m[15:208, 16:209]
+                          + m[16:209, 15:208])
+        assert (p[:193, :193] - shifted).abs().max() < 0.05 * m.max()
 
 
 def test_small_resnet_places_its_units_on_the_stride_grid():

@@ -189,7 +189,7 @@ def test_input_image_panel_appears_only_when_given(digits):
 
 def test_batch_with_index_picks_the_image_and_its_input(digits):
     maps = torch.rand(3, 4, 6, 6) + 0.1
-    fig = plot_feature_maps(maps, index=2, image=digits, denormalize=featviz.mnist_denormalize)
+    fig = plot_feature_maps(maps, index=2, image=digits, mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
     for ax in channel_axes(fig):
         np.testing.assert_allclose(ax.get_images()[0].get_array(), maps[2, channel_of(ax)].numpy())
     shown = np.asarray(axes_by(fig, "input")[0].get_images()[0].get_array())
@@ -373,21 +373,18 @@ def test_mean_and_std_per_channel_undo_a_normalize_transform():
 def test_normalisation_arguments_are_checked_up_front(digits):
     with pytest.raises(ValueError, match="mean and std go together"):
         plot_images(digits, mean=0.5)
-    with pytest.raises(ValueError, match="not both"):
-        plot_images(digits, mean=0.5, std=0.5, denormalize=featviz.mnist_denormalize)
     with pytest.raises(ValueError, match="3 values.*1 channel"):
         plot_images(digits, mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="positive"):
         plot_images(digits, mean=0.1, std=0.0)
-    with pytest.raises(TypeError, match="mnist_denormalize"):
-        plot_feature_maps(positive_maps(2), image=digits[0], denormalize=True)
+    with pytest.raises(ValueError, match="featviz.MNIST_MEAN"):
+        plot_feature_maps(positive_maps(2), image=digits[0], std=featviz.MNIST_STD)
 
 
-def test_denormalize_callable_is_used():
-    images = torch.zeros(1, 3, 4, 4)
-    fig = plot_images(images, denormalize=lambda x: x + 0.25)
-    shown = np.asarray(axes_by(fig, "image ")[0].get_images()[0].get_array())
-    assert np.allclose(shown, 0.25)
+def test_pixels_undone_beforehand_are_shown_exactly(digits):
+    fig = plot_images(featviz.mnist_denormalize(digits))
+    shown = np.asarray(axes_by(fig, "image ")[2].get_images()[0].get_array())
+    np.testing.assert_allclose(shown, featviz.mnist_denormalize(digits[2])[0].numpy(), atol=1e-6)
 
 
 # ---------------------------------------------------------------- plot_overlay

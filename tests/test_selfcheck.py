@@ -348,3 +348,20 @@ def test_shipped_checkpoints_verify():
     assert check.status == OK, check.detail
     accuracy = featviz.pretrained().featviz_meta["test_accuracy"]
     assert f"{accuracy:.2%}" in check.detail
+
+
+def test_doctor_paths_false_leaves_out_this_machines_folders_and_cores(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEATVIZ_DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("FEATVIZ_OFFLINE", "1")
+    full, bare = featviz.doctor(show=False), featviz.doctor(show=False, paths=False)
+    assert pretty_path(tmp_path / "MNIST" / "raw") in str(full)      # the default shows them
+    text = str(bare)
+    for folder in (str(tmp_path), sys.prefix, pretty_path(sys.prefix), str(Path.home())):
+        assert folder not in text
+    assert "cores" not in text and "threads" not in text
+    assert bare["python"].detail == ".".join(map(str, sys.version_info[:3]))
+    assert bare.names == full.names and [c.status for c in bare] == [c.status for c in full]
+    # a fix stays a command that can be run: the kernel's python is called `python`
+    bad = selfcheck._without_machine(Check("x", FAIL, "here (/opt/env/bin/python)",
+                                           "`/opt/env/bin/python -m pip install ipywidgets`"))
+    assert bad.detail == "here" and bad.fix == "`python -m pip install ipywidgets`"

@@ -174,3 +174,17 @@ def test_stroke_pixels_draws_soft_round_strokes():
     assert 5 < radius < 7                            # a dot as wide as the brush
     edge = (ink > 0) & (ink < 1)                     # anti-aliased: a ring of grey pixels
     assert 20 < edge.sum() < 80 and np.allclose(ink[:, 60:80], ink[:, 60:80][:, ::-1])
+
+
+def test_snapshot_shows_the_pad_for_readers(pad):
+    pad.draw([(0.3, 0.2), (0.7, 0.2), (0.45, 0.85)], [(0.38, 0.52), (0.66, 0.52)])  # a 7
+    fig = pad.snapshot()
+    texts = [t.get_text() for t in fig.texts]
+    assert texts[0].startswith(f"predicted {pad.prediction} (")
+    assert any("Feature maps of conv1: 16 maps of 24×24" in t for t in texts)
+    assert len(fig.axes) == 3 + 16 + 1                # drawing, input, bars; maps; colour bar
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())
+    assert pixels.shape[1] == 900 and pixels[..., :3].std() > 20
+    pad.clear()
+    assert pad.snapshot().texts[0].get_text().startswith("empty pad")

@@ -185,7 +185,8 @@ def test_random_shift_moves_pixels_within_bounds():
 
 @pytest.mark.parametrize("bad, error, text", [
     (torch.zeros(4, 1, 28, 28), TypeError, "needs the labels"),
-    ((torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long)), ValueError, "labels should be one per image"),
+    ((torch.zeros(4, 1, 28, 28), torch.zeros(3, dtype=torch.long)), ValueError,
+     "labels should be one per image"),
     ((torch.zeros(4, 1, 28, 28), torch.zeros(4)), TypeError, "labels.long"),
     ("mnist", TypeError, "mnist_tensors"),
 ])

@@ -129,18 +129,22 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(os.path.abspath(r) + os.sep for r in roots if r and len(os.path.abspath(r)) > 1)
 
 
-def _learner_frame(exc: BaseException) -> tuple[str, int, str] | None:
-    """(function, line number, line) of the deepest frame of the learner's own code."""
+def _learner_frame(exc: BaseException, answer: Any) -> tuple[str, int, str] | None:
+    """(function, line number, line) of the deepest frame of the learner's own code: the
+    file (a notebook cell) their function was written in, outside featviz and the libraries."""
+    code = getattr(answer, "__code__", None)
+    if code is None:
+        return None
+    files = {code.co_filename}
     libs = _library_dirs()
     found = None
     tb = exc.__traceback__
     while tb is not None:
-        code = tb.tb_frame.f_code
-        name = os.path.abspath(code.co_filename) if not code.co_filename.startswith("<") \
-            else code.co_filename
-        if not name.startswith(libs) and not name.startswith("<frozen"):
-            line = linecache.getline(code.co_filename, tb.tb_lineno, tb.tb_frame.f_globals)
-            found = (code.co_name, tb.tb_lineno, line.strip())
+        frame_code = tb.tb_frame.f_code
+        name = frame_code.co_filename
+        if name in files and not os.path.abspath(name).startswith(libs):
+            line = linecache.getline(name, tb.tb_lineno, tb.tb_frame.f_globals)
+            found = (frame_code.co_name, tb.tb_lineno, line.strip())
         tb = tb.tb_next
     return found
 
@@ -236,7 +240,7 @@ class ModeGuard:
 
     def changed(self) -> list[tuple[str, bool]]:
         """``(name, now_training)`` of each module whose mode differs from before."""
-        return [(name or "the model", m.training) for name, m, mode in self.modes
+        return [(name or "model", m.training) for name, m, mode in self.modes
                 if m.training != mode]
 
     def check(self) -> None:
@@ -311,12 +315,12 @@ class Exercise:
             print(f"{self.name}: not quite. {exc}{extra}")
             return Verdict(False)
         except Exception as exc:  # noqa: BLE001 - every failure is feedback, never a traceback
-            return self._report_error(exc)
+            return self._report_error(exc, answer)
         print(f"{self.name}: correct!" + (f" {remark}" if isinstance(remark, str) else ""))
         return Verdict(True)
 
-    def _report_error(self, exc: Exception) -> Verdict:
-        where = _learner_frame(exc)
+    def _report_error(self, exc: Exception, answer: Any) -> Verdict:
+        where = _learner_frame(exc, answer)
         message = f"{type(exc).__name__}: {exc}".strip()
         if len(message) > 200 and ". " in message[:200]:  # torch's long messages: the gist
             message = message[:message.index(". ", 0, 200) + 1]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Exercise, Wrong, as_int as _as_int
+from . import Exercise, Questionnaire, Wrong
+from . import as_int as _as_int
+from . import reading as _reading
 
 
 def _maps(answer: Any) -> None:
@@ -24,11 +26,13 @@ def _maps(answer: Any) -> None:
 
 q1 = Exercise(
     name="q1",
-    prompt="How many feature maps does conv1 make for one image?",
+    prompt="Predict: how many feature maps does conv1 make for one image?",
     checker=_maps,
     hint_text="One map per filter. acts['conv1'] has shape (N, C, H, W): images, channels "
               "(maps), height, width.",
     solution_text="answer = acts['conv1'].shape[1]   # 16",
+    kind="predict",
+    giveaways=("16, 24, 24)", "16 maps"),
 )
 
 
@@ -54,11 +58,13 @@ def _size(answer: Any) -> None:
 
 q2 = Exercise(
     name="q2",
-    prompt="What is the (height, width) of each conv1 feature map?",
+    prompt="Predict: what is the (height, width) of each conv1 feature map?",
     checker=_size,
     hint_text="conv1 slides a 5 x 5 filter over the 28 x 28 image without padding: along each "
               "side it fits 28 - 5 + 1 positions.",
     solution_text="answer = tuple(acts['conv1'].shape[2:])   # (24, 24)",
+    kind="predict",
+    giveaways=("24, 24)",),
 )
 
 
@@ -82,4 +88,30 @@ q3 = Exercise(
     hint_text="Each of the 16 filters has 1 x 5 x 5 weights (one input channel) and one bias. "
               "model.conv1.weight.numel() and model.conv1.bias.numel() confirm it.",
     solution_text="answer = sum(p.numel() for p in model.conv1.parameters())   # 16 * 25 + 16 = 416",
+    giveaways=("416",),
+)
+
+
+questionnaire = Questionnaire((
+    ("What is a feature map?",
+     "The output of one filter of a convolutional layer over the whole image: a picture of "
+     "where that filter's pattern occurs."),
+    ("What does featviz.doctor() check, and what should you do about a line marked with a "
+     "cross?",
+     "Versions, the widget front end, the device, the data and the shipped checkpoints; apply "
+     "the fix it prints, restart the kernel and run it again."),
+    ("What do the four numbers of the shape (N, C, H, W) stand for?",
+     "Images in the batch, channels (maps), height, width."),
+    ("In a conv1 feature map drawn in red and blue, what do red, blue and white mean?",
+     "Red: the filter's pattern is there (positive response); blue: its opposite (negative); "
+     "white: no response."),
+    ("Who designed conv1's filters?",
+     "No one: the network learned them from examples during training."),
+))
+
+reading = _reading(
+    ("lecun1998", "the convolutional network for hand-written digits this course's SimpleCNN "
+                  "descends from."),
+    ("zeiler2014", "the paper that made looking at feature maps a way to understand CNNs."),
+    ("olah2017", "an illustrated introduction to what the units of a CNN respond to."),
 )

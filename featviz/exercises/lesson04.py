@@ -301,6 +301,9 @@ def _value_cases() -> list[tuple[torch.Tensor, nn.Conv2d, int, int, int, str]]:
     gen = torch.Generator().manual_seed(5)
     x1 = torch.randn(1, 28, 28, generator=gen)
     x2 = torch.randn(16, 12, 12, generator=gen)
+    with torch.no_grad():   # biases large enough that forgetting one shows
+        for conv in (model.conv1, model.conv2):
+            conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen))
     return [(x1, model.conv1, 2, 10, 4, "conv1"), (x1, model.conv1, 7, 0, 0, "conv1"),
             (x1, model.conv1, 15, 23, 23, "conv1"), (x2, model.conv2, 5, 3, 6, "conv2"),
             (x2, model.conv2, 31, 7, 0, "conv2"), (x2, model.conv2, 0, 0, 7, "conv2")]
@@ -326,7 +329,7 @@ def _conv_value(answer: Any) -> str:
 
 def _explain_value(value: float, expected: float, x: torch.Tensor, conv: nn.Conv2d, c: int,
                    r: int, q: int, name: str) -> None:
-    w, b = conv.weight.detach()[c], float(conv.bias[c])
+    w, b = conv.weight.detach()[c], float(conv.bias.detach()[c])
     k = w.shape[-1]
     h, wd = x.shape[-2:]
     where = f"{name}, channel {c}, at (row {r}, col {q})"

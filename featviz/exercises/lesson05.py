@@ -10,7 +10,9 @@ from typing import Any
 
 import torch
 
-from . import Exercise, Wrong
+from . import (Exercise, HookSpy, ModeGuard, Questionnaire, Wrong, as_choice, as_int, call,
+               need_function)
+from . import reading as _reading
 
 #: A relu2 filter "ignores" the digit 1 when its mean response to images of 1s is
 #: below this fraction of its mean response to the other digits.
@@ -28,9 +30,16 @@ def _model() -> torch.nn.Module:
 
 @lru_cache(maxsize=1)
 def _explorer_images() -> tuple[torch.Tensor, torch.Tensor]:
-    from ..widgets import default_images
+    from ..data import digit_batch
 
-    return default_images()
+    # the explorer's default: ten test images of each digit, the digits in turn
+    return digit_batch([d for _ in range(10) for d in range(10)])
+
+
+def explorer_images() -> tuple[torch.Tensor, torch.Tensor]:
+    """The explorer's default images and labels: image ``i`` is a digit ``i % 10``."""
+    images, labels = _explorer_images()
+    return images.clone(), labels.clone()
 
 
 @lru_cache(maxsize=1)
@@ -87,8 +96,8 @@ q1 = Exercise(
     hint_text="Choose layer relu2 and the 'shared' scale, then click through the labels "
               "with the label buttons. A filter that ignores 1s has a black tile for every 1 "
               "but lights up for most other digits.",
-    solution_text="Several filters do. They are computed from the model by\n"
-                  "featviz.exercises.lesson05.ignoring_one(); answer = any of them.",
+    solution_text="answer = ex.ignoring_one()[0]\n"
+                  "# several filters do; ex.ignoring_one() lists them, computed from the model",
 )
 
 
@@ -121,7 +130,8 @@ q2 = Exercise(
     hint_text="Switch the view to 'one map' and move the filter slider: the mean is written "
               "beside the picture. On the shared scale, the brightest tile of the grid is a "
               "good first guess, but bright and large are not the same as a high mean.",
-    solution_text="acts = featviz.activations(model, images[:1], ['relu2'])\n"
+    solution_text="images, labels = ex.explorer_images()\n"
+                  "acts = featviz.activations(model, images[:1], ['relu2'])\n"
                   "answer = int(acts['relu2'][0].mean(dim=(1, 2)).argmax())",
 )
 
@@ -180,7 +190,7 @@ q3 = Exercise(
     checker=_emerges,
     hint_text="Put the training slider at 'init' and step it to the right. At each snapshot, "
               "move the image slider over 0..9 and watch the 'predicted' line.",
-    solution_text="answer = featviz.exercises.lesson05.first_all_right()\n"
+    solution_text="answer = ex.first_all_right()\n"
                   "# a snapshot label such as 'step 300': a fraction of one epoch is enough",
 )
 
@@ -211,6 +221,248 @@ q4 = Exercise(
     checker=_count_dead,
     hint_text="Choose image 1 and layer relu2, with the training slider at the end. A map "
               "that is zero everywhere is drawn grey and hatched, and its 'max' is 0.",
-    solution_text="acts = featviz.activations(model, images[1:2], ['relu2'])\n"
+    solution_text="images, labels = ex.explorer_images()\n"
+                  "acts = featviz.activations(model, images[1:2], ['relu2'])\n"
                   "answer = int((acts['relu2'][0].flatten(1).amax(1) == 0).sum())",
+    giveaways=lambda: (f"{dead_maps(1)} of 32 relu2 maps",),
+)
+
+
+# --------------------------------------------------------------------------- code: where the peak goes
+
+def _peak(model: torch.nn.Module, image: torch.Tensor, layer: str, channel: int,
+          shift: tuple[int, int]) -> tuple[tuple[int, int], torch.Tensor]:
+    from ..hooks import activations
+    from ..perturbation import perturb
+
+    moved = perturb(image, shift=shift)
+    maps = activations(model, moved.unsqueeze(0), [layer])[layer][0, channel]
+    index = int(maps.argmax())
+    return divmod(index, maps.shape[-1]), maps
+
+
+@lru_cache(maxsize=1)
+def _peak_cases() -> tuple[tuple[int, str, int, tuple[int, int], tuple[int, int]], ...]:
+    """(image index, layer, channel, shift, peak) where the peak is one clear maximum."""
+    images, _ = _explorer_images()
+    model = _model()
+    cases = []
+    for index, layer, shift in [(3, "conv1", (0, 0)), (3, "conv1", (3, 0)), (7, "conv1", (0, -2)),
+                                (2, "relu2", (2, 1)), (5, "conv2", (-3, 2)), (8, "relu1", (1, 3))]:
+        for channel in range(32):
+            try:
+                peak, maps = _peak(model, images[index], layer, channel, shift)
+            except IndexError:
+                break
+            top = maps.flatten().topk(2).values
+            if float(top[0] - top[1]) > 1e-3 and float(top[0]) > 0 and peak[0] != peak[1]:
+                cases.append((index, layer, channel, shift, peak))
+                break
+    return tuple(cases)
+
+
+def _as_position(got: Any) -> tuple[int, int]:
+    if isinstance(got, torch.Tensor):
+        if got.numel() == 1:
+            raise Wrong(f"your function returned one number ({int(got)}), the index in the "
+                        f"flattened map; turn it into (row, col) with divmod(index, width).")
+        got = got.tolist()
+    if isinstance(got, int) and not isinstance(got, bool):
+        raise Wrong(f"your function returned one number ({got}), the index in the flattened "
+                    f"map; turn it into (row, col) with divmod(index, width).")
+    try:
+        row, col = (as_int(v, "a row or column number") for v in got)
+    except (TypeError, ValueError):
+        raise Wrong(f"return the position as a pair (row, col), not {got!r}.") from None
+    return row, col
+
+
+def _peak_position(answer: Any) -> str:
+    fn = need_function(answer, "peak_position(model, image, layer, channel, shift)")
+    from ..models import pretrained
+
+    images, _ = _explorer_images()
+    model = pretrained().cpu().eval()
+    ref = _model()
+    for index, layer, channel, shift, expected in _peak_cases():
+        image = images[index].clone()
+        guard, spy = ModeGuard(model), HookSpy(model.modules())
+        try:
+            got = _as_position(call(fn, model, image, layer, channel, shift,
+                                    returns="the (row, col) of the peak"))
+            guard.check()
+            if not torch.equal(image, images[index]):
+                raise Wrong("your function changed the image it was given; perturb makes a "
+                            "moved copy.")
+            if spy.live_hooks(model, images[:1]):
+                raise Wrong("a hook you registered is still on the model: remove it "
+                            "(featviz.activations does that for you).")
+        finally:
+            spy.release()
+        if got != expected:
+            _explain_peak(got, expected, images[index], ref, layer, channel, shift, index)
+    return "Right for conv, ReLU and shifts in every direction."
+
+
+def _explain_peak(got: tuple[int, int], expected: tuple[int, int], image: torch.Tensor,
+                  model: torch.nn.Module, layer: str, channel: int, shift: tuple[int, int],
+                  index: int) -> None:
+    case = f"for image {index}, {layer} channel {channel}, shift={shift}"
+    still, maps = _peak(model, image, layer, channel, (0, 0))
+    width = maps.shape[-1]
+    if got == expected[::-1]:
+        raise Wrong(f"{case} the peak is at (row, col) = {expected}; you give {got}, the column "
+                    f"first. Rows go down (y), columns across (x).")
+    if got == still and shift != (0, 0):
+        raise Wrong(f"{case} you give {got}, where the peak is WITHOUT the shift: move the image "
+                    f"first, featviz.perturb(image, shift=shift).")
+    if got == _peak(model, image, layer, channel, shift[::-1])[0]:
+        raise Wrong(f"{case} you moved the image by {shift[::-1]}: perturb's shift is (dx, dy), "
+                    f"dx to the right (columns) and dy down (rows); pass it as it is.")
+    if got == _peak(model, image, layer, channel, (-shift[0], -shift[1]))[0]:
+        raise Wrong(f"{case} you moved the image the other way: shift=(dx, dy) moves it dx "
+                    f"pixels right and dy down.")
+    flat = expected[0] * width + expected[1]
+    for other in (28, 24, 12, 8, 4):
+        if other != width and got == divmod(flat, other):
+            raise Wrong(f"{case} you give {got}: the map is {width} wide, not {other}; use "
+                        f"divmod(index, maps.shape[-1]).")
+    raise Wrong(f"{case} the peak is at {expected}; you give {got}.")
+
+
+q5 = Exercise(
+    name="q5",
+    prompt="Write peak_position(model, image, layer, channel, shift): move one image (C, H, W) "
+           "by shift=(dx, dy) pixels with featviz.perturb, and return the (row, col) of the "
+           "largest value of map `channel` of `layer`.",
+    checker=_peak_position,
+    hint_text="moved = featviz.perturb(image, shift=shift); maps = featviz.activations(model, "
+              "moved.unsqueeze(0), [layer])[layer][0, channel]; the flat index of the maximum "
+              "is maps.argmax(), and divmod(index, maps.shape[-1]) turns it into (row, col).",
+    solution_text="def peak_position(model, image, layer, channel, shift=(0, 0)):\n"
+                  "    moved = featviz.perturb(image, shift=shift)              # a moved copy\n"
+                  "    maps = featviz.activations(model, moved.unsqueeze(0), [layer])[layer]\n"
+                  "    one = maps[0, channel]                                   # (H, W)\n"
+                  "    return divmod(int(one.argmax()), one.shape[-1])         # (row, col)\n"
+                  "answer = peak_position",
+    kind="code",
+)
+
+
+# --------------------------------------------------------------------------- predict
+
+#: The image, shift and layer of the two predict-then-run prompts.
+SHIFTED_IMAGE, SHIFT = 3, (4, 0)
+PEAK_IMAGE, PEAK_SHIFT, PEAK_LAYER = 3, (2, 1), "conv1"
+
+
+def shifted_prediction() -> int:
+    """What the trained model says for explorer image SHIFTED_IMAGE moved by SHIFT."""
+    from ..perturbation import perturb
+
+    images, _ = _explorer_images()
+    with torch.no_grad():
+        return int(_model()(perturb(images[SHIFTED_IMAGE:SHIFTED_IMAGE + 1], shift=SHIFT)).argmax())
+
+
+def _survives(answer: Any) -> None:
+    choice = as_choice(answer, {"yes": ("y", "true", "survives"), "no": ("n", "false")},
+                       "'yes' or 'no'")
+    _, labels = _explorer_images()
+    said = shifted_prediction()
+    truth = "yes" if said == int(labels[SHIFTED_IMAGE]) else "no"
+    if choice == truth:
+        return
+    if truth == "no":
+        raise Wrong(f"it does not: moved {SHIFT[0]} pixels, the 3 is read as a {said}. The "
+                    f"shipped model was trained on digits moved by a pixel or two; convolution "
+                    f"moves the maps along, but the fully connected layers expect the evidence "
+                    f"where they saw it in training.")
+    raise Wrong("it does: the model still reads a 3.")
+
+
+p1 = Exercise(
+    name="p1",
+    prompt="Predict: image 3 (a 3) moved 4 pixels to the right: will the model still read a 3? "
+           "'yes' or 'no'.",
+    checker=_survives,
+    hint_text="The convolutions move their maps along with the digit, but fc1 reads the pooled "
+              "maps position by position, and it saw digits centred, moved by a pixel or two.",
+    solution_text="answer = 'no'   # it reads a 5: ex.shifted_prediction()",
+    kind="predict",
+)
+
+
+def peak_channel() -> int:
+    """The PEAK_LAYER channel with the strongest response to explorer image PEAK_IMAGE."""
+    from ..hooks import activations
+
+    images, _ = _explorer_images()
+    maps = activations(_model(), images[PEAK_IMAGE:PEAK_IMAGE + 1], [PEAK_LAYER])[PEAK_LAYER][0]
+    return int(maps.amax(dim=(1, 2)).argmax())
+
+
+def _peak_moves(answer: Any) -> None:
+    got = _as_position(answer)
+    images, _ = _explorer_images()
+    channel = peak_channel()
+    before, _ = _peak(_model(), images[PEAK_IMAGE], PEAK_LAYER, channel, (0, 0))
+    after, _ = _peak(_model(), images[PEAK_IMAGE], PEAK_LAYER, channel, PEAK_SHIFT)
+    if got == after:
+        return
+    dx, dy = PEAK_SHIFT
+    if got == (before[0] + dx, before[1] + dy):
+        raise Wrong(f"rows and columns: a shift of (dx, dy) = {PEAK_SHIFT} moves the map {dx} "
+                    f"column(s) right and {dy} row(s) down.")
+    if got == before:
+        raise Wrong("a convolution slides the same filter everywhere: when the digit moves, "
+                    "its response moves with it.")
+    raise Wrong(f"{got} is not it: the peak was at {before}; the map moves with the digit, "
+                f"pixel for pixel, (rows + dy, columns + dx).")
+
+
+p2 = Exercise(
+    name="p2",
+    prompt="Predict: the digit moves by shift=(2, 1) (2 pixels right, 1 down). Where is the "
+           "peak of the conv1 map shown above now? Give (row, col).",
+    checker=_peak_moves,
+    hint_text="conv1 has stride 1 and applies the same filter at every position: its map moves "
+              "with the digit, pixel for pixel. Rows go with dy, columns with dx.",
+    solution_text="images, labels = ex.explorer_images()\n"
+                  "maps = featviz.activations(model, images[3:4], ['conv1'])['conv1'][0]\n"
+                  "channel = int(maps.amax(dim=(1, 2)).argmax())       # the map shown above\n"
+                  "row, col = divmod(int(maps[channel].argmax()), maps.shape[-1])\n"
+                  "answer = (row + 1, col + 2)   # dy = 1 row down, dx = 2 columns right",
+    kind="predict",
+)
+
+
+questionnaire = Questionnaire((
+    ("Why can the explorer redraw a picture in about a millisecond when a slider moves?",
+     "It runs the model once per image, keeps every layer's maps, and only recolours cached "
+     "values on a slider step: no forward pass and no matplotlib figure."),
+    ("What is the difference between the shared and the per-map colour scale, and when do you "
+     "want each?",
+     "Shared: one scale for the layer, so maps compare; per map: each stretched to its own "
+     "range, so weak maps show their pattern but brightness no longer compares."),
+    ("A digit moves 2 pixels right. What happens to conv1's maps, and to pool2's?",
+     "conv1's maps move 2 pixels right with it (convolution is equivariant); pool2's, 4 pixels "
+     "apart per unit, change shape more than they move."),
+    ("Why can a small shift change the model's answer even though convolutions follow the "
+     "digit?",
+     "The fully connected layers read the pooled maps position by position, and expect the "
+     "evidence where they saw it during training."),
+    ("What did the training snapshots show about when the accuracy comes and when conv1 "
+     "changes?",
+     "Most of the accuracy comes in the first few hundred steps, from the later layers; conv1 "
+     "keeps changing for epochs, becoming sparser and sharper."),
+    ("A relu2 filter is dark for 1s and bright for other digits. What does that tell you?",
+     "It detects something 1s lack, such as a curve or a corner, not the digit as a whole."),
+))
+
+reading = _reading(
+    ("zeiler2014", "feature maps under shifts, rotations and scaling of the input (section 4.2), "
+                   "and features evolving during training."),
+    ("olah2018", "interactive views of what each layer of a network detects, the idea behind "
+                 "the explorer."),
 )

@@ -5,7 +5,13 @@ from typing import Any
 
 import torch
 
-from . import Exercise, Wrong, as_int
+from functools import lru_cache
+
+from torch import nn
+
+from . import Exercise, Questionnaire, Wrong, as_choice, as_number, call, need_function
+from . import as_int
+from . import reading as _reading
 
 
 def _as_int(answer: Any) -> int:
@@ -43,6 +49,7 @@ q1 = Exercise(
     hint_text="Start from conv2's 14 x 14 with a jump of 2 pixels. A 2 x 2 pooling window "
               "adds (2 - 1) x jump. Check with featviz.receptive_field(model, 'pool2').",
     solution_text="answer = featviz.receptive_field(model, 'pool2').size[0]   # 14 + 1 * 2 = 16",
+    giveaways=("16x16 patch", "16 x 16 patch"),
 )
 
 
@@ -76,6 +83,7 @@ q2 = Exercise(
               "units are rf.stride apart and unit (0, 0) starts at rf.offset. rf.box(2, 5) "
               "checks your arithmetic.",
     solution_text="answer = featviz.receptive_field(model, 'conv2').box(2, 5)   # (4, 10, 18, 24)",
+    giveaways=("(4, 10, 18, 24)",),
 )
 
 
@@ -110,4 +118,213 @@ q3 = Exercise(
               "climbs the score of class 3, keeping the image within MNIST's pixel range.",
     solution_text="answer = featviz.maximize_activation(model, 'fc3', 3, "
                   "value_range=featviz.MNIST_RANGE).images[0]",
+)
+
+
+# --------------------------------------------------------------------------- code: the recurrence
+
+Stack = tuple[tuple[int, int, int], ...]
+
+
+def stack_of(model: nn.Module, layer: str) -> list[tuple[int, int, int]]:
+    """``(kernel, stride, dilation)`` of each conv and pool layer of ``model`` up to ``layer``.
+
+    Reads the modules in the order they were defined (right for sequential models
+    such as the SimpleCNN), square kernels assumed.
+
+    >>> stack_of(featviz.SimpleCNN(), "pool1")
+    [(5, 1, 1), (2, 2, 1)]
+    """
+    stack = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            pick = [v if isinstance(v, int) else v[0] for v in
+                    (module.kernel_size, module.stride, getattr(module, "dilation", 1))]
+            stack.append((pick[0], pick[1] or pick[0], pick[2]))
+        if name == layer:
+            return stack
+    raise ValueError(f"{layer!r} is not a layer of the model; featviz.layers(model) lists them.")
+
+
+def _reference_rf(stack: Stack) -> tuple[int, int]:
+    """The receptive field of the last layer of ``stack``, from featviz.receptive_field."""
+    from ..explain import receptive_field
+
+    if not stack:
+        return 1, 1
+    layers = [nn.Conv2d(1, 1, k, stride=s, dilation=d) for k, s, d in stack]
+    size = 1
+    for k, s, d in reversed(stack):   # an input just large enough for one output unit
+        size = (size - 1) * s + d * (k - 1) + 1
+    rf = receptive_field(nn.Sequential(*layers), str(len(layers) - 1), input_size=(1, size, size))
+    return rf.size[0], rf.stride[0]
+
+
+def _recurrence(stack: Stack, *, start: int = 1, grow: str = "k-1", jump_first: bool = False,
+                stride: bool = True, dilation: bool = True) -> tuple[int, int]:
+    """The recurrence, and its usual slips (for the messages)."""
+    size, jump = start, 1
+    for k, s, d in stack:
+        span = d * (k - 1) + 1 if dilation else k
+        if jump_first and stride:
+            jump *= s
+        size += (span - 1 if grow == "k-1" else span) * jump
+        if stride and not jump_first:
+            jump *= s
+    return size, jump
+
+
+@lru_cache(maxsize=1)
+def _rf_cases() -> tuple[tuple[Stack, tuple[int, int], str], ...]:
+    from ..models import SimpleCNN
+
+    model = SimpleCNN()
+    cases = [(tuple(stack_of(model, name)), f"the SimpleCNN up to {name}")
+             for name in ("conv1", "pool1", "conv2", "pool2")]
+    cases += [((), "an empty stack (the input itself)"),
+              (((3, 1, 1),), "one 3 x 3 convolution"),
+              (((3, 2, 1), (3, 2, 1), (3, 2, 1)), "three 3 x 3 convolutions with stride 2"),
+              (((3, 1, 2), (3, 1, 4)), "two dilated 3 x 3 convolutions (dilation 2, then 4)"),
+              (((7, 2, 1), (3, 2, 1), (3, 1, 1), (3, 1, 1)), "a ResNet-like stem and block"),
+              (((2, 2, 1), (5, 1, 1)), "a 2 x 2 pool, then a 5 x 5 convolution")]
+    return tuple((stack, _reference_rf(stack), what) for stack, what in cases)
+
+
+_RF_SLIPS = (
+    (dict(start=0), "off by one: start from a size of 1 (one input pixel sees itself), then "
+                    "add (kernel - 1) x jump per layer."),
+    (dict(grow="k"), "each layer adds (kernel - 1) x jump, not kernel x jump: neighbouring "
+                     "windows share all but one row."),
+    (dict(stride=False), "the jump must be multiplied by each layer's stride: after a stride-2 "
+                         "layer, neighbouring units are twice as far apart in the input."),
+    (dict(jump_first=True), "add (kernel - 1) x jump with the jump of the layer BELOW, then "
+                            "multiply the jump by this layer's stride."),
+    (dict(dilation=False), "a dilated kernel spans dilation x (kernel - 1) + 1 input units: "
+                           "use that span in place of the kernel."),
+)
+
+
+def _rf_answer(got: Any) -> tuple[int, int]:
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        raise Wrong(f"return a pair (size, jump), e.g. `return size, jump`; your function "
+                    f"returned {type(got).__name__}.")
+    return as_int(got[0], "the size as a whole number"), as_int(got[1], "the jump as a whole number")
+
+
+def _rf_stack(answer: Any) -> str:
+    fn = need_function(answer, "rf(layers)")
+    cases = _rf_cases()
+    got = [_rf_answer(call(fn, [tuple(layer) for layer in stack], returns="(size, jump)"))
+           for stack, _, _ in cases]
+    wrong = [(g, c) for g, c in zip(got, cases) if g != c[1]]
+    if not wrong:
+        return f"It agrees with featviz.receptive_field on all {len(cases)} stacks."
+    g, (stack, expected, what) = wrong[0]
+    example = (f"for {what}, layers={list(stack)}, the receptive field is (size, jump) = "
+               f"{expected}; you give {g}")
+    for options, why in _RF_SLIPS:
+        if all(_recurrence(c[0], **options) == value for value, c in zip(got, cases)):
+            raise Wrong(f"{example}: {why}")
+    part = "the size" if g[1] == expected[1] else ("the jump" if g[0] == expected[0] else "both")
+    raise Wrong(f"{example} ({part} wrong; {len(wrong)} of {len(cases)} stacks disagree).")
+
+
+q4 = Exercise(
+    name="q4",
+    prompt="Write rf(layers): the receptive field (size, jump) of the last layer of a stack of "
+           "conv and pool layers, each given as (kernel, stride, dilation), first layer first.",
+    checker=_rf_stack,
+    hint_text="Start with size = 1 and jump = 1 (one input pixel). For each layer: size += "
+              "(dilation * (kernel - 1)) * jump, then jump *= stride. ex.stack_of(model, "
+              "'conv2') gives the SimpleCNN's layers to try it on.",
+    solution_text="def rf(layers):\n"
+                  "    size, jump = 1, 1                          # one input pixel\n"
+                  "    for kernel, stride, dilation in layers:\n"
+                  "        size += dilation * (kernel - 1) * jump   # the jump of the layer below\n"
+                  "        jump *= stride\n"
+                  "    return size, jump\n"
+                  "answer = rf",
+    kind="code",
+)
+
+
+# --------------------------------------------------------------------------- predict
+
+def _beats(answer: Any) -> None:
+    choice = as_choice(answer, {"yes": ("y", "true", "most"), "no": ("n", "false", "few")},
+                       "'yes' or 'no'")
+    if choice == "yes":
+        return
+    raise Wrong("it does: gradient ascent is free to draw what no digit contains, a stroke "
+                "repeated or thicker than any real one, so it beats the best of 60,000 digits "
+                "for (almost) every channel.")
+
+
+p1 = Exercise(
+    name="p1",
+    prompt="Predict: will the synthetic image beat the best real patch of the whole training "
+           "set for most conv2 channels? 'yes' or 'no'.",
+    checker=_beats,
+    hint_text="The real patches are limited to what people wrote; the synthetic image may take "
+              "any pixel values in the valid range, chosen to raise the channel's response.",
+    solution_text="answer = 'yes'",
+    kind="predict",
+    giveaways=("synthetic beats the best",),
+)
+
+
+def _dead_score(answer: Any) -> None:
+    value = as_number(answer, "a number (the best score)")
+    if value == 0:
+        return
+    if value < 0:
+        raise Wrong("the scores are read after the ReLU, which never gives less than 0.")
+    raise Wrong(f"{value:g} is not it: the bias is 100 below anything the inputs can reach, so "
+                f"the ReLU gives 0 for every image.")
+
+
+p2 = Exercise(
+    name="p2",
+    prompt="Predict: after the bias of channel 5 is pushed 100 lower, what will the best "
+           "relu2 score of that channel be, over all 60,000 training images?",
+    checker=_dead_score,
+    hint_text="conv2's output is now below -90 everywhere. What does ReLU make of that?",
+    solution_text="answer = 0",
+    kind="predict",
+    giveaways=("top scores after the ReLU",),
+)
+
+
+questionnaire = Questionnaire((
+    ("Why are conv1's filters readable as pictures, and conv2's are not?",
+     "conv1's weights multiply pixels, so a filter is a template of the image; conv2's weights "
+     "multiply 16 feature maps, not pixels."),
+    ("State the recurrence for the receptive field of a stack of conv and pool layers.",
+     "Start with size 1 and jump 1; per layer, size += dilation x (kernel - 1) x jump, then "
+     "jump x= stride."),
+    ("Which input box does conv2 unit (row, col) of the SimpleCNN see?",
+     "rows 2 x row to 2 x row + 14 and columns 2 x col to 2 x col + 14 (half-open): size 14, "
+     "jump 2, offset 0."),
+    ("How does featviz.top_activating find the best patches of every channel in one pass, "
+     "without storing all activations?",
+     "It streams the data in batches and keeps a running top-k per channel, with each winning "
+     "unit's receptive-field box."),
+    ("What do the jitter, blur and decay regularisers of activation maximisation do, and what "
+     "happens without them?",
+     "They keep the synthetic input image-like (robust to small shifts, smooth, mostly "
+     "background); without them gradient ascent finds high-frequency patterns no digit has."),
+    ("How do you recognise a dead channel, and why do the top patches and the synthetic image "
+     "not reveal it?",
+     "Its best score over the data is 0 (after the ReLU). The top 'patches' are then simply "
+     "the first images, and gradient ascent stays at 0 because an off ReLU passes no gradient."),
+))
+
+reading = _reading(
+    ("erhan2009", "activation maximisation: synthesising the input a unit likes best."),
+    ("zeiler2014", "top-activating patches of each channel, projected back to pixel space."),
+    ("olah2017", "feature visualisation, its regularisers and its pitfalls, with interactive "
+                 "figures."),
+    ("luo2016", "the effective receptive field: why the centre of the theoretical field "
+                "matters most."),
+    ("dumoulin2016", "the arithmetic of strides, padding and dilation behind the recurrence."),
 )

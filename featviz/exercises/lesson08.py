@@ -1,9 +1,16 @@
 """Exercises of lesson 08 (beyond MNIST): a ResNet-18 and a photograph."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from . import Exercise, Wrong, as_number as _number
+import torch
+from torch import nn
+
+from . import (Exercise, HookSpy, ModeGuard, Questionnaire, Wrong, call, expect_close,
+               need_function)
+from . import as_number as _number
+from . import reading as _reading
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,11 +33,13 @@ def _stride(answer: Any) -> None:
 
 q1 = Exercise(
     name="q1",
-    prompt="layer4 sees the 224 x 224 photo as a 7 x 7 grid: how many input pixels wide is one cell?",
+    prompt="Predict: layer4 sees the 224 x 224 photo as a 7 x 7 grid: how many input pixels wide is one cell?",
     checker=_stride,
     hint_text="conv1, the max-pool and layers 2, 3 and 4 each halve the size of the maps. "
               "Or divide the input size by acts['layer4'].shape[-1].",
     solution_text="answer = 224 // acts['layer4'].shape[-1]   # 32: five halvings, 2 ** 5",
+    kind="predict",
+    giveaways=("= 32 input pixels",),
 )
 
 
@@ -51,11 +60,13 @@ def _convs(answer: Any) -> None:
 
 q2 = Exercise(
     name="q2",
-    prompt="How many Conv2d layers does ResNet-18 have?",
+    prompt="Predict: how many Conv2d layers does ResNet-18 have?",
     checker=_convs,
-    hint_text="featviz.hooks.resolve_layers(model, torch.nn.Conv2d) lists them by name, "
+    hint_text="featviz.resolve_layers(model, torch.nn.Conv2d) lists them by name, "
               "and so does the layer table.",
-    solution_text="answer = len(featviz.hooks.resolve_layers(model, torch.nn.Conv2d))   # 20",
+    solution_text="answer = len(featviz.resolve_layers(model, torch.nn.Conv2d))   # 20",
+    kind="predict",
+    giveaways=("20 Conv2d",),
 )
 
 
@@ -85,4 +96,228 @@ q3 = Exercise(
     hint_text="ToTensor makes white 1.0. Normalize then computes (x - mean) / std with the red "
               "channel's ImageNet mean 0.485 and std 0.229.",
     solution_text="answer = (1.0 - 0.485) / 0.229   # about 2.249",
+    giveaways=("2.249",),
+)
+
+
+# --------------------------------------------------------------------------- a small RGB model
+
+class TinyRGB(nn.Module):
+    """A small CNN for 32 x 32 colour images: two conv-batchnorm-ReLU-pool blocks, then a
+    global average and a linear classifier. Named layers, like the SimpleCNN.
+
+    >>> TinyRGB()(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(16)
+        self.relu2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.relu1(self.bn1(self.conv1(x))))
+        x = self.pool2(self.relu2(self.bn2(self.conv2(x))))
+        return self.fc(self.flatten(self.gap(x)))
+
+
+def tiny_rgb(seed: int = 0) -> TinyRGB:
+    """A TinyRGB with seeded weights and batch-norm statistics, in eval mode.
+
+    Its weights are random: it is for practising capture and plotting on a
+    colour model, not for reading what a trained network sees.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model = TinyRGB()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+        for bn in (model.bn1, model.bn2):
+            bn.running_mean.copy_(0.2 * torch.randn(bn.running_mean.shape, generator=gen))
+            bn.running_var.copy_(0.5 + torch.rand(bn.running_var.shape, generator=gen))
+    return model.eval()
+
+
+def rgb_images(n: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """``n`` synthetic colour images ``(n, 3, size, size)``: coloured boxes on a coloured ground.
+
+    >>> rgb_images(2).shape
+    torch.Size([2, 3, 32, 32])
+    """
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 1, 1, generator=gen).expand(n, 3, size, size).clone()
+    for i in range(n):
+        for _ in range(3):
+            top, left = (int(v) for v in torch.randint(0, size - 8, (2,), generator=gen))
+            h, w = (int(v) for v in torch.randint(4, 12, (2,), generator=gen))
+            images[i, :, top:top + h, left:left + w] = torch.rand(3, 1, 1, generator=gen)
+    return (images - 0.5) / 0.25
+
+
+# --------------------------------------------------------------------------- code: capture a layer
+
+def _layer_maps(answer: Any) -> str:
+    fn = need_function(answer, "layer_maps(model, images, layer)")
+    model, images = tiny_rgb(), rgb_images(3)
+    stats = [b.clone() for b in model.buffers()]
+    for layer in ("conv1", "relu1", "bn2", "pool2"):
+        guard, spy = ModeGuard(model), HookSpy(model.modules())
+        x = images.clone()
+        try:
+            got = call(fn, model, x, layer, returns=f"the maps of {layer} (N, C, H, W)")
+            guard.check()
+            if not all(torch.equal(b, s) for b, s in zip(model.buffers(), stats)):
+                raise Wrong("your function changed the model's batch-norm statistics: it ran "
+                            "the model in train mode. Leave the model in eval mode.")
+            if not torch.equal(x, images):
+                raise Wrong("your function changed the images it was given in place.")
+            if spy.live_hooks(model, images):
+                raise Wrong("a hook you registered is still on the model: remove it in a "
+                            "`finally:` block, or use featviz.capture / featviz.activations, "
+                            "which remove theirs.")
+        finally:
+            spy.release()
+            guard.restore()
+        _compare_maps(got, model, images, layer)
+    return "Right for a conv, a ReLU, a batch-norm and a pooling layer of TinyRGB."
+
+
+def _reference_maps(model: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
+    from ..hooks import activations
+
+    return activations(model, images, [layer])[layer]
+
+
+def _compare_maps(got: Any, model: nn.Module, images: torch.Tensor, layer: str) -> None:
+    expected = _reference_maps(model, images, layer)
+    if isinstance(got, Mapping):
+        raise Wrong(f"you returned a dict ({', '.join(map(str, got))}); return the tensor of "
+                    f"the one layer: acts[layer].")
+    if isinstance(got, torch.Tensor):
+        if got.requires_grad:
+            raise Wrong(f"the maps of {layer} you return still carry the autograd graph "
+                        f"(requires_grad=True): .detach() them, or run the model under "
+                        f"torch.no_grad().")
+        if tuple(got.shape) == tuple(expected.shape[1:]):
+            raise Wrong(f"you returned the maps of one image, {tuple(got.shape)}; return those "
+                        f"of every image, (N, C, H, W) = {tuple(expected.shape)}.")
+        if got.dim() == 2 and got.shape[-1] == 10:
+            raise Wrong("that is the model's output (the class scores); return what the layer "
+                        "computed.")
+    expect_close(got, expected, f"the maps of {layer!r}")
+
+
+q4 = Exercise(
+    name="q4",
+    prompt="Write layer_maps(model, images, layer): the output of the layer named `layer` for a "
+           "batch of images, as a detached tensor (N, C, H, W), leaving the model as it was.",
+    checker=_layer_maps,
+    hint_text="featviz.activations(model, images, [layer]) returns {layer: maps}; or a forward "
+              "hook that keeps output.detach(), removed in a `finally:` block.",
+    solution_text="def layer_maps(model, images, layer):\n"
+                  "    return featviz.activations(model, images, [layer])[layer]\n"
+                  "answer = layer_maps",
+    kind="code",
+)
+
+
+# --------------------------------------------------------------------------- code: plot a layer
+
+def _panels(fig: Any, shape: tuple[int, int]) -> list[torch.Tensor]:
+    arrays = []
+    for ax in fig.axes:
+        for im in ax.get_images():
+            a = im.get_array()
+            if a is not None and tuple(a.shape) == shape:
+                arrays.append(torch.as_tensor(a.filled(0) if hasattr(a, "filled") else a).float())
+    return arrays
+
+
+def _plot_layer(answer: Any) -> str:
+    from matplotlib.figure import Figure
+
+    fn = need_function(answer, "plot_layer(model, images, layer, index=0)")
+    model, images = tiny_rgb(), rgb_images(3)
+    for layer, index in (("relu1", 1), ("conv2", 0)):
+        fig = call(fn, model, images.clone(), layer, index,
+                   returns="the figure (featviz.plot_feature_maps returns one)")
+        if not isinstance(fig, Figure):
+            raise Wrong(f"return the matplotlib Figure, not {type(fig).__name__}: "
+                        f"featviz.plot_feature_maps(...) returns one; plt.show() returns None.")
+        maps = _reference_maps(model, images, layer)
+        live = [c for c in range(maps.shape[1]) if maps[index, c].abs().max() > 0]
+        panels = _panels(fig, tuple(maps.shape[-2:]))
+        if not panels:
+            raise Wrong(f"the figure shows no {tuple(maps.shape[-2:])} picture: draw the maps "
+                        f"of {layer!r}, one panel per channel.")
+
+        def shown(i: int, c: int) -> bool:
+            return any(torch.allclose(p, maps[i, c], atol=1e-4) for p in panels)
+
+        missing = [c for c in live if not shown(index, c)]
+        if missing:
+            others = [i for i in range(len(images)) if i != index
+                      and all(shown(i, c) for c in range(maps.shape[1])
+                              if maps[i, c].abs().max() > 0)]
+            if others:
+                raise Wrong(f"the panels are the maps of image {others[0]}; draw image {index} "
+                            f"(plot_feature_maps(maps, index=index)).")
+            raise Wrong(f"channel(s) {missing[:5]} of {layer!r} for image {index} are not in "
+                        f"the figure: show every channel.")
+    return "The figure shows every map of the layer for the chosen image."
+
+
+q5 = Exercise(
+    name="q5",
+    prompt="Write plot_layer(model, images, layer, index=0): a Figure of the feature maps of "
+           "`layer` for image `index`, one panel per channel.",
+    checker=_plot_layer,
+    hint_text="Capture the maps with your layer_maps (or featviz.activations), then "
+              "featviz.plot_feature_maps(maps, index=index) and return its Figure.",
+    solution_text="def plot_layer(model, images, layer, index=0):\n"
+                  "    maps = featviz.activations(model, images, [layer])[layer]\n"
+                  "    return featviz.plot_feature_maps(maps, index=index, title=f'{layer}, image {index}')\n"
+                  "answer = plot_layer",
+    kind="code",
+)
+
+
+questionnaire = Questionnaire((
+    ("What must you do to a photograph before an ImageNet network sees it?",
+     "Resize (shorter side 256), centre-crop 224 x 224, ToTensor, then normalise each colour "
+     "channel with ImageNet's own mean and std."),
+    ("How do you find a layer's name in a deep network, and select several at once?",
+     "featviz.layers(model, x) lists every name; capture and resolve_layers also take glob "
+     "patterns such as 'layer*.*.conv2' and module types such as torch.nn.Conv2d."),
+    ("Going from conv1 to layer4 of a ResNet-18, what happens to the maps' size, their "
+     "number and their meaning?",
+     "They shrink from 112 x 112 to 7 x 7 and grow from 64 to 512 channels; each late value "
+     "summarises a large patch and stands for a more complex pattern."),
+    ("Why is Grad-CAM on layer4 coarse, and what does one cell of its grid cover?",
+     "layer4's maps are 7 x 7, so one cell covers 32 x 32 input pixels; the map is upsampled "
+     "to the photo."),
+    ("What does a Grad-CAM map of an untrained network tell you?",
+     "Nothing about the photo: the evidence is spread out at random. A map that looks the "
+     "same trained and untrained explains the architecture, not what was learned."),
+    ("What changes when you run featviz on your own model?",
+     "Nothing but the names and the input: layers by name, capture, the plots and Grad-CAM "
+     "work on any nn.Module, on CPU or GPU."),
+))
+
+reading = _reading(
+    ("he2016", "ResNet: residual blocks, the stages layer1 to layer4."),
+    ("ioffe2015", "batch normalisation, and why eval mode matters at inference."),
+    ("zeiler2014", "feature maps of a deep ImageNet network, layer by layer."),
+    ("selvaraju2017", "Grad-CAM on ImageNet networks."),
+    ("olah2017", "what the channels of deep ImageNet networks respond to."),
+    ("olah2018", "combining feature maps and attribution into one interface."),
 )

@@ -9,17 +9,16 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor, nn
 
-from .._torch import as_tensor, batches, explain_input, model_device, run_model, tensors_in
+from .._torch import as_tensor, batches, check_device, explain_input, run_model, tensors_in
 from .names import LayerSpec, check_model, resolve_layers
 from .results import Activations
 
-#: What ``channels=`` accepts.
 ChannelSpec = Union[None, int, slice, range, Iterable[int], Tensor]
 
 
 def channel_max(t: Tensor) -> Tensor:
     """``reduce="max"``: maps ``(N, C, H, W)`` or ``(N, C, L)`` -> ``(N, C, 3)``, each channel's
-    ``[maximum, row, column]`` (row 0 for ``(N, C, L)``); ``(N, F)`` is kept whole.
+    ``[maximum, row, column]``, computed in the hook; ``(N, F)`` is kept whole.
 
     >>> channel_max(torch.tensor([[[[1., 5.], [7., 2.]]]])).tolist()
     [[[7.0, 1.0, 0.0]]]
@@ -51,7 +50,6 @@ class CaptureOptions:
     dtype: Union[torch.dtype, str, None] = None
     grad: bool = False
     reduce: Union[str, Callable[[Tensor], Tensor], None] = None
-    _index: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.dtype, str) and isinstance(getattr(torch, self.dtype, None), torch.dtype):
@@ -80,9 +78,7 @@ class CaptureOptions:
                              f"channel {last} but layer {name!r} has {n} (indices 0..{n - 1}).")
         if is_slice:
             return t[:, ch]
-        if t.device not in self._index:
-            self._index[t.device] = ch.to(t.device)
-        return t.index_select(1, self._index[t.device] % n)
+        return t.index_select(1, ch.to(t.device) % n)
 
     def store(self, name: str, t: Tensor) -> Tensor:
         """``t``, the output of layer ``name``, as these options keep it: always a new tensor."""
@@ -185,8 +181,7 @@ class Capture:
                 raise better from exc
 
     def __repr__(self) -> str:
-        return (f"Capture({type(self.model).__name__}, {len(self.names)} layers, "
-                f"{'active' if self._handles else 'inactive'})")
+        return f"Capture({type(self.model).__name__}, {len(self.names)} layers{', active' * bool(self._handles)})"
 
 
 def capture(model: nn.Module, layers: LayerSpec = None, **options: Any) -> Capture:
@@ -204,11 +199,9 @@ def capture(model: nn.Module, layers: LayerSpec = None, **options: Any) -> Captu
 
 
 def activations(model: nn.Module, x: Any, layers: LayerSpec = None, **options: Any) -> Activations:
-    """Run ``model(x)`` once and return the outputs of ``layers`` (see :func:`capture`).
-
-    ``x`` (a tensor or float numpy array) is moved to the model's device and dtype;
-    the model's mode is left as it is. Without ``grad=True``/``detach=False`` the
-    pass runs under ``no_grad``; with them ``acts.output[...].backward()`` fills ``acts.grads``.
+    """Run ``model(x)`` once (``x`` moved to the model's device and dtype, the model's mode
+    left as it is) and return the outputs of ``layers`` (see :func:`capture`), the model's
+    return value in ``acts.output``. The pass keeps no graph unless ``grad``/``detach=False``.
 
     >>> import featviz, torch
     >>> featviz.activations(featviz.SimpleCNN(), torch.zeros(10, 1, 28, 28), "conv1")["conv1"].shape
@@ -220,10 +213,8 @@ def activations(model: nn.Module, x: Any, layers: LayerSpec = None, **options: A
 def batched_activations(model: nn.Module, data: Any, layers: LayerSpec = None,
                         batch_size: int = 256, device: str | torch.device | None = None,
                         **options: Any) -> Iterator[tuple[Tensor, Tensor | None, Activations]]:
-    """Stream ``(images, labels_or_None, acts)`` over ``data`` (images, an ``(images,
-    labels)`` pair, a Dataset or a DataLoader) one batch at a time. ``device``, if
-    given, is checked against the model's. ``reduce="max"`` keeps only each channel's
-    maximum and its position, computed in the hook.
+    """Stream ``(images, labels_or_None, acts)`` over ``data`` (images, an ``(images, labels)``
+    pair, a Dataset or a DataLoader) one batch at a time; ``device``, if given, is checked.
 
     >>> import featviz, torch
     >>> x = torch.zeros(10, 1, 28, 28)
@@ -232,9 +223,6 @@ def batched_activations(model: nn.Module, data: Any, layers: LayerSpec = None,
     [torch.Size([8, 32, 3]), torch.Size([2, 32, 3])]
     """
     cap = Capture(model, layers, **options)
-    want, have = torch.device(device or model_device(model)), model_device(model)
-    if have.type != want.type or (want.index is not None and have.index != want.index):
-        raise ValueError(f"device={str(want)!r} but the model is on {str(have)!r}; move the "
-                         f"model first with model.to({str(want)!r}).")
+    check_device(model, device)
     for images, labels in batches(data, batch_size):
         yield images, labels, cap.run(images)

@@ -69,15 +69,10 @@ def _resolve_one(model: nn.Module, named: dict[str, nn.Module], item: Any) -> li
 
 
 def resolve_layers(model: nn.Module, spec: LayerSpec = None) -> list[str]:
-    """Turn a layer specification into a list of dotted layer names.
-
-    ``spec``: ``None`` for every leaf module (one without children); a name
-    (``"layer1.0.conv2"``, also ``"layer1[0].conv2"``); a glob (``"layer*.conv2"``);
-    an ``nn.Module`` type (every layer of that type); a module of the model; or a
-    list of these. Names come in the order asked for (a glob or type in model
-    order), without duplicates; ``""`` is the model itself. An unknown name, a
-    pattern or type matching nothing, or an empty list is a ``ValueError`` that
-    lists the valid names and the closest one.
+    """Dotted layer names for ``spec``: ``None`` (every leaf module), a name (``"layer1.0.conv2"``
+    or ``"layer1[0].conv2"``), a glob (``"layer*.conv2"``), an ``nn.Module`` type, a module of
+    the model, or a list of these; in the order asked for, without duplicates (``""`` is the
+    model itself). An unknown name is a ``ValueError`` listing the valid names and the closest.
 
     >>> import featviz
     >>> resolve_layers(featviz.SimpleCNN(), ["conv*", nn.ReLU])

@@ -25,7 +25,7 @@ class _Passes(Mapping):
     def __getitem__(self, key: str) -> Tensor:
         parts = self._parts.get(key)
         if not parts:
-            raise LayerNotCaptured(self._why_missing(key))
+            raise LayerNotCaptured(self._why_missing(key))  # type: ignore[attr-defined]
         self._check(key, parts)
         if len(parts) > 1:
             ordered = [parts[i] for i in sorted(parts)]
@@ -52,17 +52,12 @@ class _Passes(Mapping):
     def _check(self, key: str, parts: dict[int, Tensor]) -> None:
         """Raise if the parts of ``key`` cannot be merged yet."""
 
-    def _why_missing(self, key: str) -> str:
-        raise NotImplementedError
-
 
 class Activations(_Passes):
-    """What :func:`capture` recorded: ``{name: tensor}``, usually ``(N, C, H, W)``, in model order
-    (a layer's later calls, ``"relu#1"``, right after its first).
+    """What :func:`capture` recorded: ``{name: tensor}``, usually ``(N, C, H, W)``, in model order.
 
-    Attributes: ``layers`` (the names asked for), ``passes`` (forward passes of the
-    model seen), ``grads`` (a :class:`Gradients`, filled by a backward pass when
-    capturing with ``grad=True``), ``output`` (what :func:`activations` got back).
+    Also ``layers`` (the names asked for), ``passes`` (forward passes seen), ``grads`` (a
+    :class:`Gradients`, with ``grad=True``), ``output`` (what :func:`activations` got back).
     """
 
     def __init__(self, layers: list[str]) -> None:
@@ -94,8 +89,7 @@ class Activations(_Passes):
                 "in layers= to record it (featviz.layers(model) lists the names).")
 
     @property
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        """``{name: shape}`` for everything captured."""
+    def shapes(self) -> dict[str, tuple[int, ...]]:  # {name: shape} of everything captured
         return {k: tuple(self[k].shape) for k in self}
 
     def __repr__(self) -> str:

@@ -37,13 +37,11 @@ class LayerTable:
     output_shape: str | None = None
 
     @property
-    def names(self) -> list[str]:
-        """Every layer name, in model order (what ``layers=`` accepts)."""
+    def names(self) -> list[str]:  # every layer, in model order: what ``layers=`` accepts
         return [r.name for r in self.rows]
 
     @property
-    def leaves(self) -> list[str]:
-        """The names of the leaf layers (what ``capture`` records by default)."""
+    def leaves(self) -> list[str]:  # what ``capture`` records by default
         return [r.name for r in self.rows if r.leaf]
 
     def __len__(self) -> int:
@@ -89,20 +87,14 @@ class LayerTable:
 
 
 def _shape_of(output: Any) -> str:
-    if isinstance(output, torch.Tensor):
-        return str(tuple(output.shape))
     shapes = [str(tuple(t.shape)) for _, t in tensors_in(output)]
-    return "[" + ", ".join(shapes) + "]" if shapes else type(output).__name__
+    return shapes[0] if isinstance(output, torch.Tensor) else f"[{', '.join(shapes)}]" if shapes else type(output).__name__
 
 
 def layers(model: nn.Module, example_input: Any = None) -> LayerTable:
-    """A table of every layer: name, type, output shape and parameter count.
-
-    ``example_input``: a batch the model accepts, e.g. ``torch.zeros(1, 3, 224, 224)``,
-    run once (in eval mode, without gradients, the model's mode restored after)
-    to find each layer's output shape; default built from ``model.input_shape``
-    when the model has one (SimpleCNN does), otherwise the shapes are left out.
-    ``.names`` lists the names ``capture`` accepts; ``print(table)`` shows it.
+    """A table of every layer: name, type, output shape and parameter count (``.names``: what
+    ``capture`` accepts). The shapes come from one pass of ``example_input`` (default: zeros of
+    ``model.input_shape`` if the model has one) in eval mode, the model's mode restored after.
 
     >>> import featviz
     >>> layers(featviz.SimpleCNN()).names[:3]

@@ -103,6 +103,18 @@ class Picture {
     this.cmaps = {};
     names.forEach((n, i) => { this.cmaps[n] = all.subarray(i * 768, (i + 1) * 768); });
     this.sheets.clear();
+    this.prepare();
+  }
+
+  // colour every layer for both scales while the page is idle, so that a layer or
+  // scale change only has to copy pixels
+  prepare() {
+    const token = this.meta.token;
+    const idle = window.requestIdleCallback || ((f) => setTimeout(f, 0));
+    idle(() => {
+      if (this.meta.token !== token) return;
+      this.layers.forEach((L, i) => { this.sheet(i, L, 0); this.sheet(i, L, 1); });
+    });
   }
 
   schedule() {
@@ -292,8 +304,10 @@ class Picture {
       }
     }
     const hx = x0 + (c % g.cols) * (g.tw + g.gap), hy = y0 + Math.floor(c / g.cols) * (g.th + g.gap);
-    ctx.strokeStyle = GREEN; ctx.lineWidth = 3;
-    ctx.strokeRect(hx - 1.5, hy - 1.5, g.tw + 3, g.th + 3);
+    // the frame sits in the gap around the tile, so it shows on dark maps too
+    ctx.strokeStyle = GREEN; ctx.lineWidth = Math.max(2, g.gap - 1);
+    const pad = ctx.lineWidth / 2 + 0.5;
+    ctx.strokeRect(hx - pad, hy - pad, g.tw + 2 * pad, g.th + 2 * pad);
     this.hit = { kind: "grid", x0, y0, ...g };
     const barX = x0 + g.cols * (g.tw + g.gap) + 14;
     const [lo, hi] = this.limits(L, c, scaleMode);
@@ -370,6 +384,7 @@ class Picture {
     if (L.offset[c] === 0 && L.scale[c] === 0) this.dead(ctx, mx, y, mw, mh);
     else ctx.drawImage(this.sheet(this.model.get("layer_index"), L, scaleMode), 0, c * h, w, h, mx, y, mw, mh);
     this.hit = { kind: "single", x0: mx, y0: y, mw, mh, h, w };
+    this.canvas.dataset.map = JSON.stringify(this.hit);
     const [lo, hi] = this.limits(L, c, scaleMode);
     this.colorbar(ctx, mx + mw + 10, y, mh, L.cmap, lo, hi, "activation");
     const ins = this.model.get("inspection") || {};

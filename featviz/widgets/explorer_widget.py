@@ -186,7 +186,7 @@ class Explorer(widgets.VBox):
         c["scale"] = _slider(widgets.FloatSlider, "scale", 1.0, 0.5, 2.0, 0.05, "featviz-zoom")
         c["erase"] = _slider(widgets.IntSlider, "erase", 0, 0, min(h, w), 1, "featviz-erase")
         c["noise"] = _slider(widgets.FloatSlider, "noise", 0.0, 0.0, 2.0, 0.05, "featviz-noise")
-        c["erase"].description_tooltip = "side of a square erased at the centre, in pixels"
+        c["erase"].tooltip = "side of a square erased at the centre, in pixels"
         reset = widgets.Button(description="undo changes", layout=widgets.Layout(width="120px"))
         reset.add_class("featviz-reset")
         reset.on_click(lambda _: self.reset_perturbation())

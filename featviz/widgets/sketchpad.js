@@ -8,6 +8,7 @@
 // kernel sent once.
 
 const SEND_MS = 30;        // at most one drawing sent to the kernel per this many ms
+const STALE_MS = 2000;     // an unanswered drawing older than this no longer holds the next
 const BASE_SIDE = 140;     // the drawing side at which `brush` is measured (RESOLUTION)
 const PAD_CSS = 280;       // the pad on the page, CSS pixels
 const INPUT_CSS = 112;     // the 28x28 input, 4 CSS pixels per pixel
@@ -180,16 +181,33 @@ function makeInk(model, ui, root) {
   return { load, read, stroke, wipe, paint, at };
 }
 
-// Sends the drawing: at most every SEND_MS while drawing, at once when asked to flush.
+// Sends the drawing: while drawing, at most every SEND_MS and at most one drawing
+// unanswered, so a busy kernel gets the latest drawing instead of a queue of old ones;
+// when the pen lifts (or the pad is cleared), at once: `send(true)`.
 function makeSender(model, ink, root) {
   let last = -Infinity;
   let timer = null;
+  let waiting = null;   // {seq, at} of the drawing sent and not yet answered
+  let owed = false;     // a newer drawing is waiting for that answer
   const state = { sending: false };
 
-  function send() {
+  function busy() {
+    // an answer lost (a restarted kernel) must not stop the pad for good
+    return waiting !== null && performance.now() - waiting.at < STALE_MS;
+  }
+
+  function send(now = false) {
     if (timer !== null) { clearTimeout(timer); timer = null; }
+    if (busy() && !now) {
+      owed = true;
+      root.dataset.pending = "1";
+      timer = setTimeout(send, STALE_MS - (performance.now() - waiting.at) + 1);
+      return;
+    }
+    owed = false;
     last = performance.now();
     const seq = model.get("_seq") + 1;
+    waiting = { seq, at: last };
     const data = ink.read();
     state.sending = true;  // our own change: do not reload the drawing from it
     try {
@@ -200,15 +218,23 @@ function makeSender(model, ink, root) {
     }
     model.save_changes();
     root.dataset.sent = String(seq);
+    root.dataset.pending = "1";
   }
 
   function soon() {
+    if (busy()) { send(); return; }  // marks the drawing as owed
     const wait = SEND_MS - (performance.now() - last);
     if (wait <= 0) send();
     else if (timer === null) timer = setTimeout(send, wait);
   }
 
-  return { send, soon, state, stop: () => timer !== null && clearTimeout(timer) };
+  function answered(seq) {  // the kernel answered drawing `seq`: send what is owed
+    if (waiting !== null && seq >= waiting.seq) waiting = null;
+    if (owed && waiting === null) send();
+    else if (waiting === null && timer === null) root.dataset.pending = "0";
+  }
+
+  return { send, soon, answered, state, stop: () => timer !== null && clearTimeout(timer) };
 }
 
 function bindPointer(ui, ink, sender) {
@@ -238,7 +264,7 @@ function bindPointer(ui, ink, sender) {
   const lift = (e) => {
     if (!down || e.pointerId !== down.id) return;
     down = null;
-    sender.send();
+    sender.send(true);
   };
   pad.addEventListener("pointerup", lift);
   pad.addEventListener("pointercancel", lift);
@@ -376,7 +402,7 @@ function render({ model, el }) {
     model.set("brush", Number(ui.brush.value));
     model.save_changes();
   });
-  ui.clear.addEventListener("click", () => { ink.wipe(); sender.send(); });
+  ui.clear.addEventListener("click", () => { ink.wipe(); sender.send(true); });
 
   const onInk = () => { if (!sender.state.sending) ink.load(); };
   const onAnswer = () => {
@@ -388,6 +414,7 @@ function render({ model, el }) {
     ui.message.style.display = text ? "" : "none";
     root.dataset.seq = String(model.get("_answered"));
     root.dataset.version = String(model.get("_version"));
+    sender.answered(model.get("_answered"));
   };
   model.on("change:_ink", onInk);
   model.on("change:_ink_shape", onInk);

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import traitlets
 from torch import Tensor, nn
 
-from .._style import POSITIVE_CMAP, SIGNED_CMAP, choose_cmap, fmt, grid_shape, limits
+from .._style import POSITIVE_CMAP, SIGNED_CMAP, color_scale, fmt, grid_shape
 from .._torch import inference_mode, model_device, model_dtype, to_numpy
 from ..hooks import activations
 from ..perturbation import mnist_style
@@ -151,7 +151,7 @@ class Sketchpad(anywidget.AnyWidget):
 
     Made by :func:`sketchpad`. Python side: ``pixels`` (the drawing, settable),
     ``image`` (the model input), ``prediction``, ``probabilities``, ``layer``,
-    ``maps``, ``message``, :meth:`draw`, :meth:`clear`. Displaying it shows the
+    ``brush``, ``maps``, ``message``, :meth:`draw`, :meth:`clear`, :meth:`snapshot`. Displaying it shows the
     layer chooser (``layer_dropdown``, an ipywidgets Dropdown) above the pad.
     """
 
@@ -187,6 +187,7 @@ class Sketchpad(anywidget.AnyWidget):
         self._layers: list[tuple[str, tuple[int, ...]]] = []
         self._image = mnist_style(np.zeros((28, 28), np.float32))
         self._quantized = None
+        self._dtype: torch.dtype | None = None
         self._problem = ""
         self.layer_dropdown = widgets.Dropdown(description="feature maps of",
                                                style={"description_width": "initial"},
@@ -203,7 +204,8 @@ class Sketchpad(anywidget.AnyWidget):
             self.message = self._problem
             self._ink_shape = [int(resolution), int(resolution)]
             self._ink = bytes(int(resolution) ** 2)
-        self.observe(self._on_ink, names="_ink")
+        # every drawing sent bumps _seq, even one equal to the last (a pen lifted in place)
+        self.observe(self._on_ink, names="_seq")
         self.observe(self._on_layer, names="layer")
         self._on_ink()
         self._view = widgets.VBox([self.layer_dropdown, self],
@@ -258,7 +260,9 @@ class Sketchpad(anywidget.AnyWidget):
     def _to_input(self, pixels: np.ndarray) -> Tensor:
         x = _model_input(mnist_style(pixels), self._shape)
         if self._model is not None:
-            x = x.to(model_device(self._model), model_dtype(self._model))
+            if self._dtype is None:  # looked up once: it walks every parameter
+                self._dtype = model_dtype(self._model)
+            x = x.to(model_device(self._model), self._dtype)
         return x
 
     # ----------------------------------------------------------------- the drawing
@@ -312,6 +316,7 @@ class Sketchpad(anywidget.AnyWidget):
         except Exception as exc:  # noqa: BLE001 - shown in the widget, never a traceback
             with self.hold_sync():
                 self.message = f"The model could not read the drawing: {type(exc).__name__}: {exc}"
+                self._answered = self._seq
                 self._version += 1
 
     def _on_layer(self, change: dict) -> None:
@@ -370,18 +375,27 @@ class Sketchpad(anywidget.AnyWidget):
             self._quantized, self._maps, self._maps_meta = None, b"", {}
             return
         arr = to_numpy(maps[:MAX_MAPS])
-        cmap = choose_cmap(arr)
-        lo, hi = limits(arr, "shared", cmap)
+        # the colour policy of the static figures: one scale for the layer (limits()'s
+        # "shared"), diverging around 0 when the maps are signed
+        cmap, lo, hi = color_scale(arr)
         q = quantize(arr)
         rows, cols = grid_shape(len(arr), max_cols=8 if len(arr) <= 32 else 16)
         self._quantized = q
         self._maps = q.data
         self._maps_meta = {**q.meta(), "layer": self.layer, "total": int(maps.shape[0]),
-                           "cmap": cmap, "vmin": float(lo[0]), "vmax": float(hi[0]),
-                           "ticks": [fmt(lo[0]), fmt(0.0), fmt(hi[0])],
+                           "cmap": cmap, "vmin": lo, "vmax": hi,
+                           "ticks": [fmt(lo), fmt(0.0), fmt(hi)],
                            "rows": rows, "cols": cols}
 
     # ----------------------------------------------------------------- display
+    def snapshot(self) -> Any:
+        """A still picture of the current state (a matplotlib ``Figure``) for readers where
+        widgets do not run: the drawing, the input, the probabilities and the maps, in
+        the live pad's colours, with the state in words on top."""
+        from .sketchpad_still import still
+
+        return still(self)
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # the layer chooser is a standard Dropdown, shown above the pad
         return self._view._repr_mimebundle_(**kwargs)
