@@ -20,6 +20,7 @@ it prints each run's medians and the median over ``--runs`` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import statistics
@@ -54,6 +55,17 @@ def tutorial_redraw(maps: torch.Tensor, channel: int) -> bytes:
     return buf.getvalue()
 
 
+@contextlib.contextmanager
+def one_thread():
+    """As the explorer runs one small image: on one thread (see explorer_data._few_threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def timed(f) -> float:
     t0 = time.perf_counter()
     f()
@@ -83,9 +95,10 @@ def browser_steps(ex, k: int) -> dict:
     return {"filter": timed(filter_step), "layer": timed(layer_step), "scale": timed(scale_step)}
 
 
-def one_run(ex, images, maps, steps: int, redraws: int) -> dict:
-    got: dict[str, list[float]] = {"filter": [], "layer": [], "scale": [], "image": [],
-                                   "tutorial": []}
+def one_run(ex, model, images, maps, steps: int, redraws: int) -> dict:
+    got: dict[str, list[float]] = {k: [] for k in ("filter", "layer", "scale", "image",
+                                                   "capture", "payload", "bare forward",
+                                                   "tutorial")}
     misses = ex.data.cache.misses
     for r in range(redraws):  # interleaved: a noisy neighbour hurts both sides alike
         for k in range(steps // redraws):
@@ -95,16 +108,23 @@ def one_run(ex, images, maps, steps: int, redraws: int) -> dict:
         ex.data.cache.items.clear()
         i = (ex.image_slider.value + 1) % len(images)
         got["image"].append(timed(lambda: ex.image_slider.set_state({"value": i})))
-        misses = ex.data.cache.misses
         got["tutorial"].append(timed(lambda: tutorial_redraw(maps, r % len(maps))))
+        # where an image change goes: capture (forward pass with hooks), payload, bare forward
+        x = images[i:i + 1]
+        ex.data.cache.items.clear()
+        got["capture"].append(timed(lambda: ex.data.entry(i, 0)))
+        got["payload"].append(timed(lambda: ex.data.payload(i, 0)))
+        with torch.no_grad(), one_thread():
+            got["bare forward"].append(timed(lambda: model(x)))
+        misses = ex.data.cache.misses
     return {name: 1000 * statistics.median(ts) for name, ts in got.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--redraws", type=int, default=15, help="tutorial redraws per run")
-    parser.add_argument("--steps", type=int, default=300, help="browser steps per run")
+    parser.add_argument("--redraws", type=int, default=6, help="tutorial redraws per run")
+    parser.add_argument("--steps", type=int, default=120, help="browser steps per run")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     model = featviz.pretrained()
@@ -114,10 +134,10 @@ def main() -> None:
     maps = featviz.activations(model, images[:1], ["conv2"])["conv2"][0]
     print(f"model: featviz.pretrained(); images {tuple(images.shape)}; tutorial redraw of "
           f"conv2 ({maps.shape[0]} maps); torch threads: {torch.get_num_threads()}")
-    one_run(ex, images, maps, 40, 2)  # warm-up
+    one_run(ex, model, images, maps, 40, 2)  # warm-up
     runs = []
     for run in range(args.runs):
-        m = one_run(ex, images, maps, args.steps, args.redraws)
+        m = one_run(ex, model, images, maps, args.steps, args.redraws)
         runs.append(m)
         print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in m.items()))
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -127,6 +147,10 @@ def main() -> None:
               f"tutorial redraw / step: {med['tutorial'] / med[name]:,.0f}x")
     print(f"  image change (kernel side)     {med['image']:8.3f} ms   "
           f"tutorial redraw / image change: {med['tutorial'] / med['image']:.1f}x")
+    print(f"    of which: capture of every layer {med['capture']:.3f} ms, payload "
+          f"(quantise, colour limits) {med['payload']:.3f} ms; one bare forward pass "
+          f"{med['bare forward']:.3f} ms (image change / bare forward: "
+          f"{med['image'] / med['bare forward']:.1f}x)")
     print(f"  tutorial redraw (matplotlib)   {med['tutorial']:8.1f} ms")
 
 

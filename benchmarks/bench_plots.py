@@ -45,7 +45,8 @@ def tutorial_plot_feature_maps(activation: torch.Tensor, num_cols: int = 8) -> b
 
 
 def featviz_plot_feature_maps(activation: torch.Tensor, image: torch.Tensor) -> bytes:
-    fig = featviz.plot_feature_maps(activation, index=0, image=image, title="conv1")
+    fig = featviz.plot_feature_maps(activation, index=0, image=image, title="conv1",
+                                    mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "plot_images": "plots",
     "plot_overlay": "plots",
     "plot_comparison": "plots",
+    "plot_top_activating": "plots",
     # widgets (imported only when asked for)
     "explorer": "widgets.explorer_widget",
     "sketchpad": "widgets.sketchpad_widget",

@@ -5,7 +5,8 @@ channel`` or ``model, x, target``):
 
 What does a channel look for?
 
-- :func:`receptive_field`: which input pixels one unit of a layer can see.
+- :func:`receptive_field` (from :mod:`featviz.geometry`): which input pixels one
+  unit of a layer can see.
 - :func:`top_activating`: the dataset images (and the patches under the
   receptive field) that excite a channel most, found in one streaming pass.
 - :func:`maximize_activation`: an input synthesised by gradient ascent to
@@ -15,7 +16,8 @@ Where does the model look for this decision?
 
 - :func:`saliency`: the gradient of the class score with respect to the pixels
   (optionally SmoothGrad).
-- :func:`grad_cam`: Grad-CAM on a convolutional layer, upsampled to the input.
+- :func:`grad_cam`: Grad-CAM on a convolutional layer, each unit drawn at the
+  centre of its receptive field.
 - :func:`occlusion`: how much the class score drops when a window is hidden.
 
 The three attribution maps all have the input's height and width: ``(N, H, W)``
@@ -610,8 +612,9 @@ def grad_cam(
     upsample : how the coarse ``(h, w)`` map reaches the input's ``(H, W)``:
 
         - ``"rf"`` (default): each unit at the centre of its receptive field,
-          bilinear between neighbouring centres, the edge value held beyond the
-          outermost ones (:func:`featviz.place_by_receptive_field`). Where the
+          bilinear between neighbouring centres, fading to zero within one
+          stride beyond the outermost ones, so that every unit covers the same
+          area (:func:`featviz.place_by_receptive_field`). Where the
           layer's geometry cannot be traced (a functional pooling call, an
           interpolation), a warning says so and the map is stretched as with
           ``"bilinear"``; call ``place_by_receptive_field`` on the coarse map

@@ -52,6 +52,7 @@ __all__ = [
     "plot_images",
     "plot_overlay",
     "plot_comparison",
+    "plot_top_activating",
 ]
 
 WRONG_COLOR = "#c62828"
@@ -270,9 +271,7 @@ def _compose(
     converted to figure fractions for ``add_axes`` (cheaper than gridspecs or
     layout engines, which matters for 512 panels).
     """
-    lab_h = {id(b): (0.2 if b.labels else 0.0) for b in blocks}
     gap = max(0.045, 0.07 * panel)
-    has_pcbar = {id(b): any(p.colorbar for p in b.panels) for b in blocks}
 
     # vertical layout, in inches from the top
     y = _IN["margin"]
@@ -283,32 +282,8 @@ def _compose(
     if subtitle:
         subtitle_y = y
         y += _IN["subtitle"]
-    y += 0.04
-    placed: list[tuple[_Block, float, list[tuple[float, float]]]] = []  # block, title y, row tops
-    grid_top = None
-    grid_bottom = y
-    for bi, block in enumerate(blocks):
-        btitle_y = None
-        if block.title:
-            btitle_y = y
-            y += _IN["block_title"]
-        row_tops = []
-        ph = panel * block.aspect
-        for r in range(block.rows):
-            y += lab_h[id(block)]
-            row_tops.append((y, ph))
-            y += ph
-            if has_pcbar[id(block)]:
-                y += 0.06 + _IN["pcbar"] + _IN["pcbar_text"]
-            if r < block.rows - 1:
-                y += gap
-        if grid_top is None:
-            grid_top = row_tops[0][0]
-        grid_bottom = y
-        placed.append((block, btitle_y, row_tops))
-        if bi < len(blocks) - 1:
-            y += _IN["block_gap"]
-    assert grid_top is not None
+    placed, y = _place_blocks(blocks, y + 0.04, panel, gap)
+    grid_top, grid_bottom = placed[0][2][0][0], y
     height = y + _IN["margin"]
 
     # horizontal layout
@@ -373,6 +348,33 @@ def _compose(
         _draw_panel(ax, _Panel(axes_label="input", label=image_title, data=image,
                                cmap=IMAGE_CMAP, vmin=0.0, vmax=1.0), 9.0)
     return fig
+
+
+def _place_blocks(blocks: list[_Block], y: float, panel: float, gap: float
+                  ) -> tuple[list[tuple[_Block, float | None, list[tuple[float, float]]]], float]:
+    """Blocks stacked from ``y`` (inches from the top): for each, its title's y
+    and its rows' (top, height); and the y where the last block ends."""
+    placed = []
+    for bi, block in enumerate(blocks):
+        btitle_y = None
+        if block.title:
+            btitle_y = y
+            y += _IN["block_title"]
+        row_tops = []
+        ph = panel * block.aspect
+        has_pcbar = any(p.colorbar for p in block.panels)
+        for r in range(block.rows):
+            y += 0.2 if block.labels else 0.0
+            row_tops.append((y, ph))
+            y += ph
+            if has_pcbar:
+                y += 0.06 + _IN["pcbar"] + _IN["pcbar_text"]
+            if r < block.rows - 1:
+                y += gap
+        placed.append((block, btitle_y, row_tops))
+        if bi < len(blocks) - 1:
+            y += _IN["block_gap"]
+    return placed, y
 
 
 def _block_colorbar(fig: Figure, rect: Callable, x: float, top: float, bottom: float,
@@ -515,28 +517,7 @@ def plot_feature_maps(
     num, height, width = arr.shape
     if num == 0:
         raise ValueError(f"maps has no channels (shape {tuple(arr.shape)})")
-    order = list(range(num))
-    how = ""
-    if channels is not None and top_k is not None:
-        raise ValueError("pass either channels= or top_k=, not both")
-    if channels is not None:
-        order = [int(c) for c in channels]
-        bad = [c for c in order if not 0 <= c < num]
-        if bad or not order:
-            raise ValueError(
-                f"channels must be a non-empty list of channel numbers 0 to {num - 1}, "
-                f"got {list(channels)!r}"
-            )
-        how = f"channels {', '.join(map(str, order))}" if len(order) <= 6 else f"{len(order)} chosen channels"
-    else:
-        k = top_k
-        if k is None and num > max_channels:
-            k = max_channels
-        if k is not None:
-            k = min(positive_int(k, "top_k"), num)
-            means = np.nan_to_num(arr.reshape(num, -1).mean(axis=1), nan=-np.inf)
-            order = [int(i) for i in np.argsort(-means, kind="stable")[:k]]
-            how = f"top {k} of {num} channels by mean activation"
+    order, how = _pick_channels(arr, channels, top_k, max_channels)
     shown = arr[order]
     rows, cols = grid_shape(len(order), ncols)
     panel = _panel_size(cols)
@@ -563,6 +544,34 @@ def plot_feature_maps(
     return _compose([block], panel=panel,
                     title="Feature maps" if title is None else title,
                     subtitle=" · ".join(bits), image=shown_image)
+
+
+def _pick_channels(arr: np.ndarray, channels: Sequence[int] | None, top_k: int | None,
+                   max_channels: int) -> tuple[list[int], str]:
+    """The channels to draw, in order, and how they were chosen (for the subtitle)."""
+    num = arr.shape[0]
+    if channels is not None and top_k is not None:
+        raise ValueError("pass either channels= or top_k=, not both")
+    if channels is not None:
+        order = [int(c) for c in channels]
+        bad = [c for c in order if not 0 <= c < num]
+        if bad or not order:
+            raise ValueError(
+                f"channels must be a non-empty list of channel numbers 0 to {num - 1}, "
+                f"got {list(channels)!r}"
+            )
+        if len(order) <= 6:
+            return order, f"channels {', '.join(map(str, order))}"
+        return order, f"{len(order)} chosen channels"
+    k = top_k
+    if k is None and num > max_channels:
+        k = max_channels
+    if k is None:
+        return list(range(num)), ""
+    k = min(positive_int(k, "top_k"), num)
+    means = np.nan_to_num(arr.reshape(num, -1).mean(axis=1), nan=-np.inf)
+    order = [int(i) for i in np.argsort(-means, kind="stable")[:k]]
+    return order, f"top {k} of {num} channels by mean activation"
 
 
 def _aspect(height: int, width: int) -> float:
@@ -755,8 +764,10 @@ def plot_images(
                     subtitle=" · ".join(bits))
 
 
-def _heatmap(h: Any, size: tuple[int, int], index: int | None, what: str) -> np.ndarray:
-    """A heat map in (h, w), (1, h, w) or (1, 1, h, w) -> (H, W) at the image's size."""
+def _heatmap(h: Any, size: tuple[int, int], index: int | None, what: str,
+             rf: Any = None) -> np.ndarray:
+    """A heat map in (h, w), (1, h, w) or (1, 1, h, w) -> (H, W) at the image's size;
+    a coarse one placed by the receptive field ``rf`` when given, else stretched."""
     arr = to_numpy(h, what)
     if arr.ndim == 4:
         if arr.shape[0] > 1 and index is None:
@@ -768,6 +779,13 @@ def _heatmap(h: Any, size: tuple[int, int], index: int | None, what: str) -> np.
         raise ValueError(
             f"{what} must be one heat map of shape (H, W) or (1, H, W), got {tuple(np.shape(h))}"
         )
+    if arr.shape != size and rf is not None:
+        from .geometry import place_by_receptive_field
+
+        if tuple(rf.input_size) != size:
+            raise ValueError(f"rf is for a {rf.input_size} input, the image is {size}; "
+                             "pass the receptive field traced at the image's size")
+        arr = place_by_receptive_field(arr, rf).numpy()
     if arr.shape != size:
         # bilinear up (coarse Grad-CAM maps), area-average down: never invent detail
         t = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
@@ -792,6 +810,7 @@ def plot_overlay(
     std: Stats = None,
     colorbar: bool = True,
     ncols: int | None = None,
+    rf: Any = None,
 ) -> Figure:
     """A heat map drawn over the image it explains; a dict gives one panel per map.
 
@@ -806,6 +825,9 @@ def plot_overlay(
     cmap : default from :func:`choose_cmap` per map (diverging for signed maps).
     mean, std : the normalisation to undo to show ``image``; see :func:`plot_images`.
     colorbar : a small colour bar under each overlay.
+    rf : for coarse maps of one layer, its ``featviz.receptive_field(model, layer)``:
+        each unit is then drawn at the centre of its field
+        (:func:`featviz.place_by_receptive_field`) instead of stretched edge to edge.
 
     >>> image = images[3]                                # one digit, normalised
     >>> sal = featviz.saliency(model, image)            # (28, 28)
@@ -827,7 +849,7 @@ def plot_overlay(
     dimmed = 0.12 + 0.45 * base
     for name, h in items:
         what = f"heatmap[{name!r}]" if name else "heatmap"
-        arr = _heatmap(h, size, index, what)
+        arr = _heatmap(h, size, index, what, rf)
         cname, vmin, vmax = color_scale(arr)
         cname = cmap or cname
         strength = np.nan_to_num(np.abs(arr) / max(abs(vmin), abs(vmax)), nan=0.0)
@@ -941,3 +963,157 @@ def plot_comparison(
     shown_image = None if image is None else _input_image(image, index, pixels)
     return _compose(blocks, panel=panel, title="" if title is None else title,
                     subtitle=" · ".join(bits), image=shown_image, shared_colorbar=shared_bar)
+
+
+# --------------------------------------------------------------------------- top-activating inputs
+
+def _top_rows(tops: Any, channels: Sequence[int] | None) -> list[Any]:
+    """``tops`` (one result or ``{channel: result}``) -> the results to draw, in order."""
+    if hasattr(tops, "patches") and hasattr(tops, "scores"):
+        tops = {int(tops.channel): tops}
+    if not isinstance(tops, Mapping) or not tops or not all(
+            hasattr(t, "patches") and hasattr(t, "scores") for t in tops.values()):
+        raise TypeError(
+            f"tops must be what featviz.top_activating returns (a TopActivations, or a dict "
+            f"{{channel: TopActivations}}), got {type(tops).__name__}")
+    order = list(tops) if channels is None else [int(c) for c in channels]
+    missing = [c for c in order if c not in tops]
+    if missing or not order:
+        raise ValueError(f"channels {missing or order!r} are not in tops, which holds channels "
+                         f"{sorted(tops)}; scan them with top_activating(..., channel=None)")
+    return [tops[c] for c in order]
+
+
+def _first_panel(first: Any, channel: int, label: str, score: Any) -> _Panel:
+    """The compared item of one row: a layer's filter (signed weights) or an image."""
+    p = _Panel(axes_label=f"channel {channel} {label}")
+    p.label = label if score is None else f"{label} · {fmt(score, 3)}"
+    if isinstance(first, nn.Module):
+        k = to_numpy(first.weight[channel], "first.weight")   # (in, kh, kw)
+        k = k.mean(axis=0) if k.shape[0] != 3 else k
+        top = float(np.abs(k).max()) or 1.0
+        if k.ndim == 3:   # RGB kernel: grey is zero, as in plot_filters
+            p.data = np.moveaxis(k / (2 * top) + 0.5, 0, -1)
+        else:
+            p.data, p.cmap, p.vmin, p.vmax = k, SIGNED_CMAP, -top, top
+    return p
+
+
+def plot_top_activating(
+    tops: Any,
+    channels: Sequence[int] | None = None,
+    *,
+    first: Any = None,
+    first_label: str | None = None,
+    first_scores: Any = None,
+    whole: bool = False,
+    mean: Stats = None,
+    std: Stats = None,
+    title: str | None = None,
+) -> Figure:
+    """What excites channels most: one row per channel, its top inputs best first.
+
+    Draws what :func:`featviz.top_activating` found. Each row is named by its
+    channel on the left; each panel is titled ``label · score`` (the image's
+    label and the channel's strongest response in it). An optional first column,
+    set apart by a line, holds something to compare with the real inputs.
+
+    Parameters
+    ----------
+    tops : a ``TopActivations``, or the ``{channel: TopActivations}`` that
+        ``top_activating`` returns for several channels.
+    channels : the rows to draw, in this order (default: every channel of ``tops``).
+    first : the first column: a conv layer (``model.conv1``), whose filter for
+        each channel is drawn in red (positive weight) and blue (negative), each
+        on its own symmetric scale; or images indexed by channel number (a tensor
+        ``(channels, C, h, w)`` or ``{channel: (C, h, w)}``), such as the synthetic
+        inputs of ``maximize_activation`` cropped to the receptive field.
+    first_label : the first column's heading (default ``"filter"`` for a layer,
+        ``"synthetic"`` for images); ``first_scores`` its scores, indexed by channel.
+    whole : draw the whole images with the winning unit's receptive field boxed
+        in orange, instead of the cropped patches.
+    mean, std : the normalisation to undo; see :func:`plot_images`.
+
+    >>> tops = featviz.top_activating(model, (images, labels), "conv2", [3, 5], k=4)
+    >>> fig = plot_top_activating(tops, mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
+    >>> [t.get_text() for t in fig.texts[2:]]   # after the title and subtitle: the rows
+    ['ch 3', 'ch 5']
+    """
+    rows = _top_rows(tops, channels)
+    if whole and any(t.boxes is None for t in rows):
+        raise ValueError(f"whole=True draws each winning unit's box, but layer {rows[0].layer!r} "
+                         f"has no boxes (no spatial maps); use whole=False")
+    if first_label is None:
+        first_label = "filter" if isinstance(first, nn.Module) else "synthetic"
+    if isinstance(first, nn.Module) and not isinstance(getattr(first, "weight", None), torch.Tensor):
+        raise TypeError(f"first is a {type(first).__name__} without weights; pass a conv "
+                        f"layer such as model.conv1, or images")
+    # every image of the figure through one normalisation, so the rows compare
+    shown = [list(t.images) if whole else list(t.patches) for t in rows]
+    if first is not None and not isinstance(first, nn.Module):
+        for t, row in zip(rows, shown):
+            row.insert(0, first[t.channel])
+    flat = [to_numpy(im, "image") for row in shown for im in row]
+    joined = _Pixels.make(mean, std)(np.concatenate([a.reshape(a.shape[0], 1, 1, -1) for a in flat],
+                                                    axis=-1).transpose(1, 0, 2, 3))[0, 0]
+    cuts = np.cumsum([0] + [a[0].size for a in flat])
+    each = iter([joined[a:b].reshape(*im.shape[1:], *joined.shape[1:]) for a, b, im
+                 in zip(cuts[:-1], cuts[1:], flat)])
+    pix = [[next(each) for _ in row] for row in shown]
+
+    k = max(len(t.scores) for t in rows)
+    extra = 0 if first is None else 1
+    panel = _panel_size(k + extra, limit=1.1)
+    gap, label_w, sep = max(0.045, 0.07 * panel), 0.45, 0.22 if extra else 0.0
+    top0 = _IN["margin"] + _IN["title"] + _IN["subtitle"] + 0.04
+    width = _IN["margin"] + label_w + (k + extra) * (panel + gap) + sep + _IN["margin"]
+    height = top0 + len(rows) * (0.2 + panel + gap) + _IN["margin"]
+    fig = Figure(figsize=(max(width, 3.2), height), dpi=100, facecolor="white")
+    width = max(width, 3.2)
+
+    def rect(x0: float, top: float) -> tuple[float, float, float, float]:
+        return (x0 / width, 1.0 - (top + panel) / height, panel / width, panel / height)
+
+    layer = rows[0].layer
+    what = "whole images, the winning unit's field boxed" if whole else "receptive-field patches"
+    fig.text(_IN["margin"] / width, 1 - _IN["margin"] / height,
+             f"{layer}: the inputs that excite each channel most" if title is None else title,
+             ha="left", va="top", fontsize=12, fontweight="bold", color=TEXT_COLOR)
+    bits = [f"{len(rows)} channel{'s' if len(rows) > 1 else ''}, best first", what,
+            "above each: label · score"]
+    if extra:
+        bits.insert(1, f"first column: {first_label}")
+    fig.text(_IN["margin"] / width, 1 - (_IN["margin"] + _IN["title"]) / height, " · ".join(bits),
+             ha="left", va="top", fontsize=8.5, color=MUTED_COLOR)
+    size = _label_size(panel) + 0.5
+    x_grid = _IN["margin"] + label_w
+    for r, (t, row) in enumerate(zip(rows, pix)):
+        top = top0 + r * (0.2 + panel + gap) + 0.2
+        fig.text((x_grid - 0.08) / width, 1 - (top + panel / 2) / height, f"ch {t.channel}",
+                 ha="right", va="center", fontsize=size + 0.5, fontweight="bold", color=TEXT_COLOR)
+        if extra:
+            score = None if first_scores is None else float(first_scores[t.channel])
+            p = _first_panel(first, t.channel, first_label, score)
+            if p.data is None:
+                p.data, p.cmap, p.vmin, p.vmax = row[0], IMAGE_CMAP, 0.0, 1.0
+            _draw_panel(fig.add_axes(rect(x_grid, top), label=p.axes_label), p, size)
+        images = row[1:] if extra and not isinstance(first, nn.Module) else row
+        labs = [None] * len(images) if t.labels is None else t.labels.tolist()
+        for i, (im, score, lab) in enumerate(zip(images, t.scores.tolist(), labs)):
+            x = x_grid + (extra + i) * (panel + gap) + sep
+            p = _Panel(axes_label=f"channel {t.channel} top {i}", data=im, cmap=IMAGE_CMAP,
+                       vmin=0.0, vmax=1.0, label=fmt(score, 3) if lab is None else f"{lab} · {fmt(score, 3)}")
+            ax = fig.add_axes(rect(x, top), label=p.axes_label)
+            _draw_panel(ax, p, size)
+            if whole:
+                b_top, b_left, b_bottom, b_right = t.boxes[i].tolist()
+                ax.add_patch(Rectangle((b_left - 0.5, b_top - 0.5), b_right - b_left,
+                                       b_bottom - b_top, fill=False, edgecolor="tab:orange",
+                                       linewidth=1.5))
+    if extra:
+        from matplotlib.lines import Line2D
+
+        x = (x_grid + panel + gap / 2 + sep / 2) / width
+        fig.add_artist(Line2D([x, x], [1 - (top0 + 0.1) / height, _IN["margin"] / height],
+                              color=MUTED_COLOR, linewidth=1.0, label="separator"))
+    return fig

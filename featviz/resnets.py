@@ -53,13 +53,13 @@ class SmallResNet(nn.Module):
     """A small ResNet for 28x28 grey images: stem, three residual stages, pool, classifier.
 
     ========  ==========================================  ===============
-    layer     what                                        maps (channels=(16, 32, 64))
+    layer     what                                        maps (channels=(12, 24, 48))
     ========  ==========================================  ===============
-    stem      3x3 conv + batch norm + ReLU                16 x 28 x 28
-    layer1    residual block                              16 x 28 x 28
-    layer2    residual block, stride 2                    32 x 14 x 14
-    layer3    residual block, stride 2                    64 x 7 x 7
-    pool      global average                              64 x 1 x 1
+    stem      3x3 conv + batch norm + ReLU                12 x 28 x 28
+    layer1    residual block                              12 x 28 x 28
+    layer2    residual block, stride 2                    24 x 14 x 14
+    layer3    residual block, stride 2                    48 x 7 x 7
+    pool      global average                              48 x 1 x 1
     fc        linear                                      10
     ========  ==========================================  ===============
 
@@ -86,9 +86,9 @@ class SmallResNet(nn.Module):
 
     input_shape: tuple[int, int, int] = (1, 28, 28)
     RECIPE: ClassVar[dict[str, Any]] = {
-        "epochs": 2, "lr": 3e-3, "batch_size": 128, "schedule": "onecycle", "seed": 0}
+        "epochs": 2, "lr": 1e-2, "batch_size": 64, "schedule": "onecycle", "seed": 0}
 
-    def __init__(self, num_classes: int = 10, channels: Sequence[int] = (16, 32, 64),
+    def __init__(self, num_classes: int = 10, channels: Sequence[int] = (12, 24, 48),
                  in_channels: int = 1) -> None:
         super().__init__()
         c1, c2, c3 = (int(c) for c in channels)

@@ -2,7 +2,7 @@
 
 >>> report = featviz.doctor(show=False)   # show=True, the default, prints one line per check
 >>> report.names
-['python', 'featviz', 'torch', ..., 'widgets', 'anywidget', 'device', 'data', 'checkpoints']
+['python', 'featviz', 'torch', ..., 'device', 'data', 'checkpoints', 'imagenet']
 >>> report["data"].status in ("ok", "warn")  # "warn": the bundled sample; report["data"].fix says more
 True
 
@@ -13,7 +13,8 @@ The checks: the versions of Python and the course's packages; whether the
 widget frontend is installed where the Jupyter server runs (the classic
 failure: a slider drawn as the text ``IntSlider(value=0)``); the device
 PyTorch will use; which MNIST is in use (the full set or the bundled sample);
-and whether the bundled checkpoints match their sha256.
+whether the bundled checkpoints match their sha256; and whether ResNet-18's ImageNet
+weights are in the PyTorch hub cache (lesson 08).
 
 Every check is cheap (about a second in all, most of it importing torch) and
 never touches the network. ``doctor`` itself never raises: a check that breaks
@@ -554,13 +555,28 @@ _PACKAGES = [
 ]
 
 
+def _check_imagenet() -> Check:
+    from .imagenet import imagenet_weights_path
+
+    path = imagenet_weights_path("resnet18")
+    if path.is_file():
+        return Check("imagenet", OK, "ResNet-18's ImageNet weights are in the PyTorch hub cache "
+                                     "(lesson 08 uses them)")
+    return Check("imagenet", WARN,
+                 "ResNet-18's ImageNet weights are not in the PyTorch hub cache: lesson 08 trains a "
+                 "small ResNet on MNIST instead",
+                 f"to see lesson 08 on ImageNet, run `featviz.imagenet_model()` once with internet "
+                 f"access (45 MB, into {pretty_path(path.parent)}).")
+
+
 def _all_checks() -> list[tuple[str, Callable[[], Check]]]:
     checks: list[tuple[str, Callable[[], Check]]] = [
         ("python", _check_python), ("featviz", _check_featviz)]
     checks += [(dist, lambda d=dist, w=why: _check_package(d, w)) for dist, why in _PACKAGES]
     checks += [("jupyterlab", _check_jupyterlab), ("widgets", _check_widgets),
                ("anywidget", _check_anywidget),
-               ("device", _check_device), ("data", _check_data), ("checkpoints", _check_checkpoints)]
+               ("device", _check_device), ("data", _check_data), ("checkpoints", _check_checkpoints),
+               ("imagenet", _check_imagenet)]
     return checks
 
 

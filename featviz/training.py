@@ -126,7 +126,7 @@ def _labelled_batches(
             raise TypeError(
                 f"{who}: the images in each batch should be a tensor, got "
                 f"{type(xb).__name__}. Give the dataset a transform such as "
-                f"featviz.data.default_transform() (ToTensor + Normalize)."
+                f"featviz.data.mnist_transform() (ToTensor + Normalize)."
             )
         yield xb.to(device, non_blocking=True), torch.as_tensor(yb).to(device, non_blocking=True)
 

@@ -34,7 +34,7 @@ from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error,
 # first explorer must be the default one, featviz.explorer(featviz.pretrained()).
 NOTEBOOK: str | None = None
 EXPLORER_CELL = "import time\nimport featviz\n\nex = featviz.explorer(featviz.pretrained())\nex"
-BUSY_S = 25           # the last cell sleeps this long: the kernel is busy meanwhile
+BUSY_S = 30           # the last cell sleeps this long: the kernel is busy meanwhile
 BROWSER_S = 240       # everything in the browser, from opening the page to the last screenshot
 STEP_S = 20           # one slider step, click or selection
 CANVAS = "canvas.featviz-explorer-canvas"
@@ -55,6 +55,7 @@ _WATCH = """(needPayload) => {
     const fresh = !needPayload || cv.dataset.state.split('|')[0] !== token;
     if (w.drawn === null && Number(cv.dataset.draws) > w.draws && fresh) {
       w.drawn = Number(cv.dataset.drawn);
+      w.ms = Number(cv.dataset.ms);
       w.state = cv.dataset.state;
       requestAnimationFrame(() => { w.frame = performance.now(); });
     }
@@ -106,7 +107,8 @@ class _Page:
         w = self.page.evaluate("() => window.__fvx")
         assert w["start"] is not None, f"{what}: no input event reached the page"
         assert self.pixels() != before, f"{what}: the canvas did not change"
-        self.times.setdefault(what, []).append((w["drawn"] - w["start"], w["frame"] - w["start"]))
+        self.times.setdefault(what, []).append(
+            (w["drawn"] - w["start"], w["frame"] - w["start"], w["ms"]))
         return w
 
     def key(self, selector: str, key: str) -> None:
@@ -140,8 +142,19 @@ class _Page:
             out[what] = {"n": len(pairs),
                          "drawn_ms": round(statistics.median(p[0] for p in pairs), 2),
                          "next_frame_ms": round(statistics.median(p[1] for p in pairs), 2),
+                         "draw_only_ms": round(statistics.median(p[2] for p in pairs), 2),
                          "all_drawn_ms": [round(p[0], 2) for p in pairs]}
         return out
+
+
+def _steps(ex: _Page, when: str, layers: tuple[str, ...]) -> None:
+    """Filter, layer and scale steps, each of which must change the canvas."""
+    for _ in range(5):
+        ex.filter_step(f"filter ({when})")
+    for name in layers:
+        ex.layer_step(f"layer ({when})", name)
+    for label in ("per map", "shared", "per map", "shared"):
+        ex.scale_step(f"scale ({when})", label)
 
 
 def _kernel_busy(base: str, path: str) -> bool:
@@ -159,7 +172,7 @@ def _expected_value(image: int, layer: str, channel: int, row: int, col: int) ->
     return float(acts[layer][0, channel, row, col])
 
 
-def _inspect(ex: _Page, widget) -> dict:
+def _inspect(ex: _Page) -> dict:
     """Single view of conv2, click one map position; returns what the page and Python say."""
     page = ex.page
     ex.layer_step("layer (idle)", "conv2")
@@ -214,13 +227,7 @@ def test_explorer_in_jupyterlab(tmp_path, capsys, record_property):
 
             # -- the kernel is busy (the sleeping cell): the browser draws on its own
             assert _kernel_busy(base, path), "the kernel should be running the sleeping cell"
-            for _ in range(5):
-                ex.filter_step("filter (kernel busy)")
-            ex.layer_step("layer (kernel busy)", "conv2")
-            ex.filter_step("filter (kernel busy)")
-            ex.layer_step("layer (kernel busy)", "relu1")
-            ex.scale_step("scale (kernel busy)", "per map")
-            ex.scale_step("scale (kernel busy)", "shared")
+            _steps(ex, "kernel busy", layers=("conv2", "pool1", "relu2", "relu1"))
             handle = page.locator(".featviz-filter-slider .noUi-handle").first
             assert handle.get_attribute("aria-valuemax") in ("15", "15.0"), \
                 "the filter slider's range follows the layer (relu1: 16 maps)"
@@ -232,18 +239,13 @@ def test_explorer_in_jupyterlab(tmp_path, capsys, record_property):
             # -- the kernel idle again
             if not wait_until(lambda: run_complete(page), left(BUSY_S + 30), page):
                 raise AssertionError("Run All did not finish in the time left")
-            for _ in range(5):
-                ex.filter_step("filter (idle)")
-            for name in ("pool2", "conv1", "relu2"):
-                ex.layer_step("layer (idle)", name)
-            ex.scale_step("scale (idle)", "per map")
-            ex.scale_step("scale (idle)", "shared")
+            _steps(ex, "idle", layers=("pool2", "conv1", "relu2", "pool1", "conv2", "relu1"))
             for _ in range(5):
                 key = ex.towards_room(".featviz-image-slider")
                 ex.step("image", lambda k=key: ex.key(".featviz-image-slider", k),
                         new_payload=True)
 
-            found = _inspect(ex, widget)
+            found = _inspect(ex)
             found["python_value"] = _expected_value(found["image"], found["layer"],
                                                     found["channel"], found["row"], found["col"])
             result["inspector"] = found
@@ -281,9 +283,10 @@ def test_explorer_in_jupyterlab(tmp_path, capsys, record_property):
     (folder / "explorer_browser.json").write_text(json.dumps(result, indent=2))
     record_property("explorer_timings", result["timings"])
     with capsys.disabled():
-        print(f"\n[browser] explorer, medians (key/click/selection -> canvas drawn / next frame):")
+        print("\n[browser] explorer, medians (key/click/selection -> canvas drawn / next "
+              "frame; the draw itself):")
         for what, t in result["timings"].items():
-            print(f"  {what:<22} {t['drawn_ms']:>7.1f} ms / {t['next_frame_ms']:>6.1f} ms  "
-                  f"(n={t['n']})")
+            print(f"  {what:<22} {t['drawn_ms']:>7.1f} ms / {t['next_frame_ms']:>6.1f} ms; "
+                  f"{t['draw_only_ms']:>5.1f} ms  (n={t['n']})")
         print(f"  inspector: page {found['page_total_text']} vs Python "
               f"{found['python_value']:.6f}; artifacts in {folder}")

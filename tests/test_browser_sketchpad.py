@@ -133,7 +133,8 @@ def test_sketchpad_in_jupyterlab(tmp_path, capsys, record_property):
                 clear()
                 _stroke(page, pad, [(0.5, 0.14), (0.51, 0.5), (0.52, 0.86)])
                 delays.append(_answered(page, root, left))
-                assert shown.inner_text() == "1", f"a vertical stroke was read as {shown.inner_text()}"
+                assert shown.inner_text() == "1", \
+                    f"a vertical stroke was read as {shown.inner_text()}"
                 if i == 0:
                     view.screenshot(path=str(out / "sketchpad_one.png"))
                 clear()

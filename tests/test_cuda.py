@@ -4,7 +4,6 @@ Skipped where there is no GPU; run on a GPU machine with `pytest tests/test_cuda
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -146,7 +145,8 @@ def test_explorer_runs_a_gpu_model(setup):
     _, gpu_model, images, labels = setup
     ex = featviz.explorer(gpu_model, images, labels, snapshots=None)
     assert ex.ok, ex.problem
-    before = ex.image.value
-    ex.filter_slider.value = 3
-    ex.layer_dropdown.value = "conv2"
-    assert ex.image.value != before and np.asarray(bytearray(ex.image.value[:8])).tolist()[:4] == [137, 80, 78, 71]
+    before = ex.canvas.payload
+    ex.image_slider.value = 1
+    assert ex.canvas.payload != before and ex.canvas.meta["layers"][0]["name"] == "conv1"
+    found = ex.inspect("conv2", 3, (2, 2))  # the convolution inspector on a GPU model
+    assert found["ok"] and abs(found["total"] - found["value"]) < 1e-4

@@ -157,14 +157,20 @@ def test_placement_errors_say_what_to_pass(model):
 
 def hand_coarse_cam(model: nn.Module, x: torch.Tensor, module: nn.Module,
                     target: torch.Tensor) -> torch.Tensor:
-    store = {}
-    handle = module.register_forward_hook(lambda m, i, o: store.update(a=o))
+    """The layer's output swapped for a leaf tensor: its .grad is d score / d maps."""
+    leaf = {}
+
+    def swap(m: nn.Module, i: tuple, o: torch.Tensor) -> torch.Tensor:
+        leaf["a"] = o.detach().requires_grad_(True)
+        return leaf["a"]
+
+    handle = module.register_forward_hook(swap)
     try:
-        logits = model(x)
+        model(x).gather(1, target[:, None]).sum().backward()
     finally:
         handle.remove()
-    (g,) = torch.autograd.grad(logits[torch.arange(len(x)), target].sum(), store["a"])
-    return torch.relu((g.mean(dim=(2, 3), keepdim=True) * store["a"]).sum(dim=1)).detach()
+    a, g = leaf["a"].detach(), leaf["a"].grad
+    return torch.clamp((a * g.mean(dim=(2, 3), keepdim=True)).sum(dim=1), min=0)
 
 
 def test_coarse_grad_cam_equals_captum_and_the_hand_computation(model, digits):
@@ -267,3 +273,36 @@ def test_small_resnet_places_its_units_on_the_stride_grid():
     assert cam.shape == (2, 28, 28) and coarse.shape == (2, 7, 7)
     expected = interp_between(coarse[0], *(c.numpy() for c in rf.grid_centers()), (28, 28))
     np.testing.assert_allclose(cam[0].numpy(), expected, atol=1e-5)
+
+
+def test_plot_overlay_places_a_coarse_map_given_its_receptive_field(model, digits):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    x = digits[0][0]
+    coarse = grad_cam(model, x, "relu2", upsample=None)
+    rf = receptive_field(model, "relu2")
+
+    def drawn(fig) -> list[np.ndarray]:
+        return [np.asarray(im.get_array()) for ax in fig.axes for im in ax.get_images()]
+
+    placed = drawn(featviz.plot_overlay(x, coarse, rf=rf))
+    assert all(np.array_equal(a, b) for a, b in
+               zip(placed, drawn(featviz.plot_overlay(x, place_by_receptive_field(coarse, rf)))))
+    assert not all(np.array_equal(a, b) for a, b in
+                   zip(placed, drawn(featviz.plot_overlay(x, coarse))))  # stretched
+    with pytest.raises(ValueError, match=r"\(4, 4\)"):
+        featviz.plot_overlay(x, coarse, rf=receptive_field(model, "pool2"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_placement_on_the_gpu_equals_the_cpu(model, digits):
+    x, labels = digits
+    gpu = featviz.pretrained(device="cuda")
+    coarse = grad_cam(model, x, "relu2", labels, upsample=None)
+    placed = place_by_receptive_field(coarse.cuda(), gpu, "relu2")
+    assert placed.device.type == "cuda"
+    assert torch.allclose(placed.cpu(), place_by_receptive_field(coarse, model, "relu2"), atol=1e-5)
+    cam = grad_cam(gpu, x.cuda(), "relu2", labels)
+    assert cam.device.type == "cpu"
+    assert torch.allclose(cam, grad_cam(model, x, "relu2", labels), atol=1e-4)

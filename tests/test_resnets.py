@@ -27,8 +27,8 @@ def test_stages_halve_the_maps_and_double_the_channels(net, digits):
     assert net(x).shape == (4, 10)
     acts = featviz.activations(net, x, ["stem", "layer1", "layer2", "layer3", "pool"])
     shapes = {k: tuple(v.shape[1:]) for k, v in acts.items()}
-    assert shapes == {"stem": (16, 28, 28), "layer1": (16, 28, 28), "layer2": (32, 14, 14),
-                      "layer3": (64, 7, 7), "pool": (64, 1, 1)}
+    assert shapes == {"stem": (12, 28, 28), "layer1": (12, 28, 28), "layer2": (24, 14, 14),
+                      "layer3": (48, 7, 7), "pool": (48, 1, 1)}
     # every module runs once, so the layers inside a block have names of their own
     names = featviz.resolve_layers(net, "layer2.*")
     assert {"layer2.conv1", "layer2.relu1", "layer2.conv2", "layer2.relu2",

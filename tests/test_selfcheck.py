@@ -45,18 +45,21 @@ def test_doctor_runs_every_check_and_prints_the_report(capsys, monkeypatch, tmp_
     out = capsys.readouterr().out
     assert report.names == ["python", "featviz", "torch", "torchvision", "numpy", "matplotlib",
                             "ipywidgets", "jupyterlab", "widgets", "anywidget", "device", "data",
-                            "checkpoints"]
+                            "checkpoints", "imagenet"]
     assert out.strip() == str(report).strip()
     assert f"{sys.version_info.major}.{sys.version_info.minor}" in report["python"].detail
     assert report["torch"].detail == torch.__version__ and report["torch"].status == OK
     assert report["featviz"].detail.startswith(featviz.__version__)
     # the tests run offline on the bundled sample: that is a warning with its fix, not a failure
     assert report["data"].status == WARN and "FEATVIZ_OFFLINE" in report["data"].fix
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty PyTorch hub cache
+    imagenet = featviz.doctor(show=False)["imagenet"]
+    assert imagenet.status == WARN and "featviz.imagenet_model()" in imagenet.fix
 
 
 def test_doctor_show_false_prints_nothing(capsys):
     report = featviz.doctor(show=False)
-    assert capsys.readouterr().out == "" and len(report) == 12
+    assert capsys.readouterr().out == "" and len(report) == 14
 
 
 def test_report_text_has_each_fix_under_its_check():

@@ -13,8 +13,6 @@ from torch import nn
 import featviz
 from featviz.widgets import sketchpad_widget as sw
 
-pytest.importorskip("anywidget")
-
 
 def vertical_stroke() -> list[tuple[float, float]]:
     return [(0.5, 0.15), (0.52, 0.85)]
@@ -183,8 +181,19 @@ def test_snapshot_shows_the_pad_for_readers(pad):
     assert texts[0].startswith(f"predicted {pad.prediction} (")
     assert any("Feature maps of conv1: 16 maps of 24×24" in t for t in texts)
     assert len(fig.axes) == 3 + 16 + 1                # drawing, input, bars; maps; colour bar
-    fig.canvas.draw()
-    pixels = np.asarray(fig.canvas.buffer_rgba())
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())
     assert pixels.shape[1] == 900 and pixels[..., :3].std() > 20
     pad.clear()
     assert pad.snapshot().texts[0].get_text().startswith("empty pad")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_model_on_the_gpu():
+    pad = featviz.sketchpad(featviz.pretrained().cuda())
+    pad.draw(vertical_stroke())
+    assert pad.message == "" and pad.prediction == 1
+    assert pad.image.device.type == "cuda" and pad.maps.shape == (16, 24, 24)

@@ -7,7 +7,8 @@
 // same matplotlib colour maps as the static figures (`colormaps`, 256 RGB each).
 //
 // For tests and timing, the canvas carries data-draws (a counter),
-// data-drawn (performance.now() at the end of the last draw) and data-state.
+// data-drawn (performance.now() at the end of the last draw), data-ms (its
+// duration) and data-state (payload token|layer|filter|view|scale).
 
 const GREEN = "#2e7d32";
 const DEAD = "#d9d9d9";
@@ -103,6 +104,7 @@ class Picture {
     this.cmaps = {};
     names.forEach((n, i) => { this.cmaps[n] = all.subarray(i * 768, (i + 1) * 768); });
     this.sheets.clear();
+    if (this.tip) this.tip.style.display = "none";  // its value was of the old maps
     this.prepare();
   }
 
@@ -193,6 +195,7 @@ class Picture {
   }
 
   draw() {
+    const t0 = performance.now();
     const m = this.meta;
     const L = this.layer();
     const view = this.model.get("view_index"), scaleMode = this.model.get("scale_index");
@@ -222,6 +225,7 @@ class Picture {
     cv.dataset.state = `${m.token}|${this.model.get("layer_index")}|${c}|${view}|${scaleMode}`;
     cv.dataset.draws = String(Number(cv.dataset.draws) + 1);
     cv.dataset.drawn = String(performance.now());
+    cv.dataset.ms = String(performance.now() - t0);  // how long this draw took
   }
 
   header(ctx, m, L, c, scaleMode, single) {
@@ -271,7 +275,7 @@ class Picture {
     const [C, h, w] = L.shape;
     const [rows, cols] = L.grid;
     const availW = WIDTH - 16 - 80, availH = 440;
-    const gap = C > 64 ? 2 : 4;
+    const gap = C > 64 ? 2 : 6;
     let tw = Math.floor(Math.min((availW - gap * (cols - 1)) / cols,
                                  ((availH - gap * (rows - 1)) / rows) * w / h));
     tw = Math.max(tw, 2);
@@ -305,7 +309,7 @@ class Picture {
     }
     const hx = x0 + (c % g.cols) * (g.tw + g.gap), hy = y0 + Math.floor(c / g.cols) * (g.th + g.gap);
     // the frame sits in the gap around the tile, so it shows on dark maps too
-    ctx.strokeStyle = GREEN; ctx.lineWidth = Math.max(2, g.gap - 1);
+    ctx.strokeStyle = GREEN; ctx.lineWidth = Math.max(2, g.gap - 2);
     const pad = ctx.lineWidth / 2 + 0.5;
     ctx.strokeRect(hx - pad, hy - pad, g.tw + 2 * pad, g.th + 2 * pad);
     this.hit = { kind: "grid", x0, y0, ...g };

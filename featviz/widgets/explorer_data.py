@@ -125,6 +125,9 @@ def resolve_snapshots(snapshots: Any, model: nn.Module) -> list[tuple[str, nn.Mo
                                 "training-time slider.")
         if not _same_weights(snaps[-1][1], model):
             snaps.append(("your model", model))
+    if snaps and snaps[-1][1] is not model:
+        # the last moment is the model itself, not a (possibly float16) copy of it
+        snaps[-1] = (snaps[-1][0], model)
     return snaps or [("model", model)]
 
 
@@ -337,6 +340,7 @@ class ExplorerData:
                 f"look at its activations with featviz.activations() instead."
             )
         self.shapes = {k: tuple(probe[k].shape[1:]) for k in self.layer_names}
+        self.spec = list(self.layer_names)  # from now on, capture only what is shown
         self.kernel_layers = {k: find_kernel_layer(model, k, self.shapes[k][0])
                               for k in self.layer_names}
         self._kernel_cache: dict[tuple[str | None, int], Any] = {}

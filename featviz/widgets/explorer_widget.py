@@ -414,8 +414,8 @@ def explorer(
     Explorer : an ``ipywidgets.VBox``; leave it last in a cell to show it. Problems
         (no convolution layer, no images) are shown in it as a message.
 
-    >>> import featviz
-    >>> ex = featviz.explorer(featviz.pretrained())
+    >>> import torch, featviz
+    >>> ex = featviz.explorer(featviz.pretrained(), torch.zeros(2, 1, 28, 28))
     >>> ex.layer_dropdown.value = "conv2"; ex.filter_slider.value = 5
     >>> ex.filter_slider.max
     31

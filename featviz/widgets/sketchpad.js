@@ -57,6 +57,7 @@ function fontOf(node, size, weight = 400) {
 
 function build(root) {
   root.classList.add("featviz-sketchpad");
+  const message = make("div", "fvs-message", root);  // problems first, where they are seen
   const top = make("div", "fvs-top", root);
 
   const padBox = make("div", "fvs-panel fvs-pad-panel", top);
@@ -91,7 +92,6 @@ function build(root) {
   const barCanvas = make("canvas", "fvs-colorbar-canvas", bar);
   const barTicks = make("div", "fvs-colorbar-ticks", bar);
   const mapsEmpty = make("div", "fvs-maps-empty", mapsBox);
-  const message = make("div", "fvs-message", root);
   return { pad, brush, brushDot, clear, input, inputNote, prediction, confidence, bars,
            mapsTitle, mapsRow, grid, barCanvas, barTicks, mapsEmpty, message };
 }
@@ -152,15 +152,32 @@ function makeInk(model, ui, root) {
     return out;
   }
 
-  function stroke(a, b) {
+  // One pen stroke is drawn as one path, redrawn whole over the drawing as it was
+  // before the pen went down: overlapping segments would darken their soft edges.
+  let before = null;
+  let points = [];
+
+  function begin(p) {
+    before = ctx.getImageData(0, 0, ink.width, ink.height);
+    points = [p];
+    trace();
+  }
+
+  function extend(more) {
+    points.push(...more);
+    ctx.putImageData(before, 0, 0);
+    trace();
+  }
+
+  function trace() {
     ctx.lineWidth = (model.get("brush") * ink.width) / BASE_SIDE;
     ctx.beginPath();
-    if (a[0] === b[0] && a[1] === b[1]) {
-      ctx.arc(a[0], a[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+    if (points.length === 1) {
+      ctx.arc(points[0][0], points[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
       ctx.fill();
     } else {
-      ctx.moveTo(a[0], a[1]);
-      ctx.lineTo(b[0], b[1]);
+      ctx.moveTo(points[0][0], points[0][1]);
+      for (const [x, y] of points.slice(1)) ctx.lineTo(x, y);
       ctx.stroke();
     }
     hasInk = true;
@@ -178,7 +195,7 @@ function makeInk(model, ui, root) {
   }
 
   load();
-  return { load, read, stroke, wipe, paint, at };
+  return { load, read, begin, extend, wipe, paint, at };
 }
 
 // Sends the drawing: while drawing, at most every SEND_MS and at most one drawing
@@ -244,20 +261,15 @@ function bindPointer(ui, ink, sender) {
     if (e.pointerType === "mouse" && e.button !== 0) return;
     e.preventDefault();
     pad.setPointerCapture(e.pointerId);
-    const p = ink.at(e);
-    down = { id: e.pointerId, p };
-    ink.stroke(p, p);
+    down = { id: e.pointerId };
+    ink.begin(ink.at(e));
     ink.paint();
     sender.soon();
   });
   pad.addEventListener("pointermove", (e) => {
     if (!down || e.pointerId !== down.id) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
-    for (const ev of events.length ? events : [e]) {
-      const p = ink.at(ev);
-      ink.stroke(down.p, p);
-      down.p = p;
-    }
+    ink.extend((events.length ? events : [e]).map((ev) => ink.at(ev)));
     ink.paint();
     sender.soon();
   });
@@ -307,7 +319,7 @@ function drawProbabilities(model, ui) {
   ui.prediction.textContent = pred === null || pred === undefined ? "–" : name(pred);
   ui.prediction.classList.toggle("fvs-none", pred === null || pred === undefined);
   ui.confidence.textContent = pred === null || pred === undefined
-    ? "draw a digit" : `${(100 * probs[pred]).toFixed(1)} % sure`;
+    ? "draw a digit" : `${(100 * probs[pred]).toFixed(probs[pred] >= 0.0995 ? 0 : 1)}% sure`;
   ui.bars.replaceChildren();
   for (const k of shown) {
     const p = probs.length ? probs[k] : 0;

@@ -20,7 +20,6 @@ tables computed once from matplotlib, following the colour policy of
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -151,8 +150,9 @@ class Sketchpad(anywidget.AnyWidget):
 
     Made by :func:`sketchpad`. Python side: ``pixels`` (the drawing, settable),
     ``image`` (the model input), ``prediction``, ``probabilities``, ``layer``,
-    ``brush``, ``maps``, ``message``, :meth:`draw`, :meth:`clear`, :meth:`snapshot`. Displaying it shows the
-    layer chooser (``layer_dropdown``, an ipywidgets Dropdown) above the pad.
+    ``brush``, ``maps``, ``message``, :meth:`draw`, :meth:`clear`, :meth:`snapshot`.
+    Displaying it shows the layer chooser (``layer_dropdown``, an ipywidgets
+    Dropdown) above the pad.
     """
 
     _esm = Path(__file__).with_name("sketchpad.js")
