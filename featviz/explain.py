@@ -215,9 +215,13 @@ def top_activating(
     An image's score for a channel is the channel's maximum over positions.
     Ties go to the earlier image.
 
-    >>> images, labels = featviz.mnist_tensors(train=False)
-    >>> tops = top_activating(model, (images, labels), "conv2")     # every channel
-    >>> tops[5].patches            # 9 tensors (1, 14, 14): what channel 5 responds to
+    >>> test_images, test_labels = featviz.mnist_tensors(train=False)
+    >>> data = (test_images[:1000], test_labels[:1000])
+    >>> tops = top_activating(model, data, "conv2")     # every channel
+    >>> len(tops), tops[5].images.shape
+    (32, torch.Size([9, 1, 28, 28]))
+    >>> len(tops[5].patches)       # crops of up to 14x14 pixels: what channel 5 responds to
+    9
     """
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}.")
@@ -226,13 +230,11 @@ def top_activating(
     wanted: list[int] | None = [channel] if single else (
         None if channel is None else [int(c) for c in channel])
 
-    top_vals = top_idx = top_pos = None  # (m, C) running best, m <= k
+    top = None  # running best (values, positions, scan indices), each (m, C[, 2]), m <= k
     pool: dict[int, tuple[torch.Tensor, Any]] = {}  # scan index -> (image, label), if kept
     source = _random_access(data)
     seen = 0
-    spatial = None
-    n_channels = None
-    image_size = None
+    spatial = image_size = n_channels = None
     with inference_mode(model, requires_grad=False):
         for images, labels, acts in hooks.batched_activations(
                 model, data, [name], batch_size=batch_size, device=device, reduce="max"):
@@ -240,19 +242,9 @@ def top_activating(
             images = torch.as_tensor(images)  # numpy batches come as they were given
             labels = torch.as_tensor(labels) if labels is not None else None
             if n_channels is None:
-                if a.dim() not in (2, 3):
-                    raise ValueError(
-                        f"layer {name!r} outputs shape {tuple(a.shape)}; top_activating "
-                        f"needs maps (N, C, H, W) or features (N, F).")
+                n_channels = _check_scanned(a, name, wanted)
                 spatial = a.dim() == 3
-                n_channels = a.shape[1]
                 image_size = tuple(images.shape[1:])
-                if wanted is not None:
-                    bad = [c for c in wanted if not 0 <= c < n_channels]
-                    if bad:
-                        raise ValueError(
-                            f"channel {bad[0]} does not exist: {name!r} has {n_channels} "
-                            f"channels (0..{n_channels - 1}).")
             a = a.cpu()
             if wanted is not None:
                 a = a[:, wanted]
@@ -262,54 +254,92 @@ def top_activating(
             else:
                 vals, where = a.float(), torch.zeros(*a.shape, 2, dtype=torch.long)
             idx = torch.arange(seen, seen + b).unsqueeze(1).expand_as(vals)
-            if top_vals is not None:
-                vals = torch.cat([top_vals, vals])
-                where = torch.cat([top_pos, where])
-                idx = torch.cat([top_idx, idx])
-            # a stable sort keeps earlier images first among equal scores: the running
-            # best (all earlier) comes before the batch, and the batch is in order
-            order = torch.sort(vals, dim=0, descending=True, stable=True).indices[:k]
-            top_vals, top_pos, top_idx = (vals.gather(0, order), where.gather(0, order[..., None].expand(-1, -1, 2)),
-                                          idx.gather(0, order))
-            if source is None:  # keep only the images some channel still ranks
-                keep = set(top_idx.unique().tolist())
-                for i in range(seen, seen + b):
-                    if i in keep and i not in pool:
-                        lab = labels[i - seen].cpu() if labels is not None else None
-                        pool[i] = (images[i - seen].detach().cpu().clone(), lab)
-                for i in [i for i in pool if i not in keep]:
-                    del pool[i]
+            top = _merge_top(top, vals, where, idx, k)
+            if source is None:
+                _keep_ranked(pool, top[2], images, labels, seen)
             seen += b
-    if top_vals is None:
+    if top is None:
         raise ValueError("data holds no images; top_activating needs at least one.")
 
     rf = None
     if spatial and patches:
         rf = receptive_field(model, name, input_size=image_size)
     channels = wanted if wanted is not None else list(range(n_channels))
-    results: dict[int, TopActivations] = {}
-    for col, ch in enumerate(channels):
-        idx = top_idx[:, col]
-        ids = idx.tolist()
-        if source is not None:
-            ims, labs = _fetch(source, ids)
-        else:
-            ims = torch.stack([pool[i][0] for i in ids])
-            labs = (torch.stack([torch.as_tensor(pool[i][1]) for i in ids])
-                    if pool[ids[0]][1] is not None else None)
-        pos = boxes = None
-        crops = list(ims)
-        if spatial:
-            pos = top_pos[:, col]
-            if rf is not None:
-                boxes = torch.tensor([rf.box(int(r), int(c)) for r, c in pos.tolist()],
-                                     dtype=torch.long)
-                crops = [im[:, t:b_, l:r] for im, (t, l, b_, r) in zip(ims, boxes.tolist())]
-        results[ch] = TopActivations(
-            layer=name, channel=ch, scores=top_vals[:, col].clone(), indices=idx.clone(),
-            images=ims, labels=labs, positions=pos, boxes=boxes, patches=crops,
-            receptive_field=rf)
+    fetch = (lambda ids: _fetch(source, ids)) if source is not None else (
+        lambda ids: _from_pool(pool, ids))
+    results = {ch: _top_result(name, ch, col, top, fetch, spatial, rf)
+               for col, ch in enumerate(channels)}
     return results[channels[0]] if single else results
+
+
+def _check_scanned(a: torch.Tensor, name: str, wanted: list[int] | None) -> int:
+    """The layer's channel count, after checking its reduced output and ``wanted``."""
+    if a.dim() not in (2, 3):
+        raise ValueError(
+            f"layer {name!r} outputs shape {tuple(a.shape)}; top_activating "
+            f"needs maps (N, C, H, W) or features (N, F).")
+    n_channels = a.shape[1]
+    bad = [c for c in (wanted or []) if not 0 <= c < n_channels]
+    if bad:
+        raise ValueError(
+            f"channel {bad[0]} does not exist: {name!r} has {n_channels} "
+            f"channels (0..{n_channels - 1}).")
+    return n_channels
+
+
+def _merge_top(top: tuple[torch.Tensor, ...] | None, vals: torch.Tensor, where: torch.Tensor,
+               idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The running top-``k`` per channel after one more batch: (values, positions, indices)."""
+    if top is not None:
+        vals = torch.cat([top[0], vals])
+        where = torch.cat([top[1], where])
+        idx = torch.cat([top[2], idx])
+    # a stable sort keeps earlier images first among equal scores: the running
+    # best (all earlier) comes before the batch, and the batch is in order
+    order = torch.sort(vals, dim=0, descending=True, stable=True).indices[:k]
+    return (vals.gather(0, order), where.gather(0, order[..., None].expand(-1, -1, 2)),
+            idx.gather(0, order))
+
+
+def _keep_ranked(pool: dict[int, tuple[torch.Tensor, Any]], top_idx: torch.Tensor,
+                 images: torch.Tensor, labels: torch.Tensor | None, seen: int) -> None:
+    """Keep (in ``pool``) only the images some channel still ranks, for data that
+    cannot be fetched again by index."""
+    keep = set(top_idx.unique().tolist())
+    for i in range(seen, seen + len(images)):
+        if i in keep and i not in pool:
+            lab = labels[i - seen].cpu() if labels is not None else None
+            pool[i] = (images[i - seen].detach().cpu().clone(), lab)
+    for i in [i for i in pool if i not in keep]:
+        del pool[i]
+
+
+def _from_pool(pool: dict[int, tuple[torch.Tensor, Any]],
+               ids: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ims = torch.stack([pool[i][0] for i in ids])
+    labs = (torch.stack([torch.as_tensor(pool[i][1]) for i in ids])
+            if pool[ids[0]][1] is not None else None)
+    return ims, labs
+
+
+def _top_result(name: str, ch: int, col: int, top: tuple[torch.Tensor, ...], fetch: Any,
+                spatial: bool, rf: ReceptiveField | None) -> TopActivations:
+    """One channel's :class:`TopActivations` from column ``col`` of the scan's running best."""
+    top_vals, top_pos, top_idx = top
+    idx = top_idx[:, col]
+    ims, labs = fetch(idx.tolist())
+    pos = boxes = None
+    crops = list(ims)
+    if spatial:
+        pos = top_pos[:, col]
+        if rf is not None:
+            boxes = torch.tensor([rf.box(int(r), int(c)) for r, c in pos.tolist()],
+                                 dtype=torch.long)
+            crops = [im[:, t:b, l:r] for im, (t, l, b, r) in zip(ims, boxes.tolist())]
+    return TopActivations(
+        layer=name, channel=ch, scores=top_vals[:, col].clone(), indices=idx.clone(),
+        images=ims, labels=labs, positions=pos, boxes=boxes, patches=crops,
+        receptive_field=rf)
 
 
 # --------------------------------------------------------------------------- maximisation
@@ -411,8 +441,12 @@ def maximize_activation(
     -------
     :class:`Maximized` with ``images`` ``(n, C, H, W)``, ``scores`` and ``history``.
 
-    >>> m = maximize_activation(model, "conv1")          # all 16 conv1 channels
-    >>> digit = maximize_activation(model, "fc3", 4)     # the model's idea of a 4
+    >>> m = maximize_activation(model, "conv1", steps=16)     # all 16 conv1 channels
+    >>> m.images.shape, m.history.shape                      # history: (steps, channels)
+    (torch.Size([16, 1, 28, 28]), torch.Size([16, 16]))
+    >>> digit = maximize_activation(model, "fc3", 4, steps=32, value_range=featviz.MNIST_RANGE)
+    >>> featviz.predict(model, digit.images)[0]              # the model's idea of a 4
+    tensor([4])
     """
     name, _ = _one_layer(model, layer)
     if not isinstance(steps, int) or steps < 1:

@@ -1079,7 +1079,7 @@ def plot_top_activating(
     fig.text(_IN["margin"] / width, 1 - _IN["margin"] / height,
              f"{layer}: the inputs that excite each channel most" if title is None else title,
              ha="left", va="top", fontsize=12, fontweight="bold", color=TEXT_COLOR)
-    bits = [f"{len(rows)} channel{'s' if len(rows) > 1 else ''}, best first", what,
+    bits = [f"{len(rows)} channel{'s' if len(rows) > 1 else ''}", what + ", best first",
             "above each: label · score"]
     if extra:
         bits.insert(1, f"first column: {first_label}")

@@ -52,8 +52,12 @@ def main() -> int:
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
+        # no saved widget state: it would hold the widgets' state at the end of the run,
+        # not the starting state that the stills under them show
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                                store_widget_state=False,
                                 resources={"metadata": {"path": str(path.parent)}})
+        nb.metadata.pop("widgets", None)
         try:
             client.execute()
         except Exception as exc:
