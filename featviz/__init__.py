@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "plot_overlay": "plots",
     "plot_comparison": "plots",
     "plot_top_activating": "plots",
+    "plot_attribution_grid": "plots",
     # widgets (imported only when asked for)
     "explorer": "widgets.explorer_widget",
     "sketchpad": "widgets.sketchpad_widget",

@@ -53,6 +53,7 @@ __all__ = [
     "plot_overlay",
     "plot_comparison",
     "plot_top_activating",
+    "plot_attribution_grid",
 ]
 
 WRONG_COLOR = "#c62828"
@@ -395,6 +396,9 @@ def _colorbar(fig: Figure, cax: Any, cmap: str, vmin: float, vmax: float, *,
     if orientation == "horizontal":
         cb.set_ticks([vmin, vmax])
         cb.set_ticklabels([fmt(vmin), fmt(vmax)])
+        # the end labels point inwards, so the bars of neighbouring panels do not collide
+        for text, ha in zip(cax.get_xticklabels(), ("left", "right")):
+            text.set_horizontalalignment(ha)
     if label:
         cb.set_label(label, fontsize=8, color=MUTED_COLOR, labelpad=3)
     cax.set_label("colorbar")
@@ -1117,3 +1121,112 @@ def plot_top_activating(
         fig.add_artist(Line2D([x, x], [1 - (top0 + 0.1) / height, _IN["margin"] / height],
                               color=MUTED_COLOR, linewidth=1.0, label="separator"))
     return fig
+
+
+# --------------------------------------------------------------------------- attribution grids
+
+def _batch_maps(maps: Any, n: int, what: str) -> np.ndarray:
+    """``(N, h, w)`` or ``(N, 1, h, w)`` maps of a batch of ``n`` images -> ``(N, h, w)``."""
+    arr = to_numpy(maps, what)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 3 or arr.shape[0] != n:
+        raise ValueError(
+            f"{what} must hold one map per image, shape ({n}, H, W), got "
+            f"{tuple(np.shape(arr))}; pass what saliency, grad_cam or occlusion return "
+            f"for the same batch")
+    return arr
+
+
+def plot_attribution_grid(
+    images: Array,
+    rows: Mapping[str, Array],
+    titles: Sequence[str] | None = None,
+    *,
+    scale: str = "per-map",
+    alpha: float = 0.85,
+    mean: Stats = None,
+    std: Stats = None,
+    title: str | None = None,
+    rf: Any = None,
+) -> Figure:
+    """Attribution maps of a batch over their images: one column per image, one row per map.
+
+    The top row shows the images; under them, each entry of ``rows`` is a titled
+    row of heat maps drawn over the image they explain (the image toned down,
+    the map faint where it is weak), with colour bars: a good way to compare
+    methods, or models, on several inputs at once.
+
+    Parameters
+    ----------
+    images : ``(N, C, H, W)`` (or ``(N, H, W)``) model inputs, ``C`` 1 or 3.
+    rows : ``{name: maps}``, maps ``(N, H, W)`` - what ``featviz.saliency``,
+        ``grad_cam`` or ``occlusion`` return for the batch - or coarse ``(N, h, w)``
+        maps, stretched over the image (placed by ``rf`` when given).
+    titles : N column titles, shown above the images.
+    scale : ``"per-map"`` (default): every map on its own colour scale, with a
+        small bar under it; ``"row"``: one scale for each row, its bar on the
+        right, to compare magnitudes across images.
+    alpha : opacity of the strongest values.
+    mean, std : the normalisation to undo to show the images; see :func:`plot_images`.
+    rf : for coarse maps of one layer, its ``featviz.receptive_field(model, layer)``.
+
+    >>> images, labels = featviz.digit_examples()
+    >>> maps = {"Grad-CAM": featviz.grad_cam(model, images[:3], "relu2"),
+    ...         "occlusion": featviz.occlusion(model, images[:3])}
+    >>> fig = plot_attribution_grid(images[:3], maps, ["0", "1", "2"],
+    ...                             mean=featviz.MNIST_MEAN, std=featviz.MNIST_STD)
+    >>> sum(ax.get_label() == "colorbar" for ax in fig.axes)   # one bar per map
+    6
+    """
+    if scale not in ("per-map", "row"):
+        raise ValueError(f"scale must be 'per-map' or 'row', got {scale!r}")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    arr = to_numpy(images, "images")
+    arr = arr[:, None] if arr.ndim == 3 else arr
+    if arr.ndim != 4 or not 1 <= arr.shape[0] <= 24:
+        raise ValueError(f"images must be a batch (N, C, H, W) of 1 to 24 images, got shape "
+                         f"{tuple(np.shape(images))}; show a larger batch in parts")
+    n, size = arr.shape[0], tuple(arr.shape[-2:])
+    if not isinstance(rows, Mapping) or not rows:
+        raise TypeError(f"rows must be a non-empty dict {{name: maps}}, got {type(rows).__name__}")
+    names = None if titles is None else [str(t) for t in titles]
+    if names is not None and len(names) != n:
+        raise ValueError(f"titles has {len(names)} entries but there are {n} images")
+    base = _Pixels.make(mean, std)(arr)
+    dimmed = 0.12 + 0.45 * base
+    panel = _panel_size(n, limit=1.3)
+    panels = [_Panel(axes_label=f"image {j}", label=names[j] if names else "", data=base[j],
+                     cmap=IMAGE_CMAP, vmin=0.0, vmax=1.0) for j in range(n)]
+    blocks = [_Block(panels, 1, n, aspect=_aspect(*size), labels=names is not None,
+                     label_size=_label_size(panel) + 0.5)]
+    for name, maps in rows.items():
+        what = f"rows[{name!r}]"
+        full = np.stack([_heatmap(m, size, None, what, rf) for m in _batch_maps(maps, n, what)])
+        shared = color_scale(full) if scale == "row" else None
+        panels = []
+        for j in range(n):
+            cname, vmin, vmax = shared or color_scale(full[j])
+            panels.append(_Panel(axes_label=f"overlay {name} {j}", data=_overlay_rgba(
+                full[j], cname, vmin, vmax, alpha), under=dimmed[j],
+                colorbar=None if shared else (cname, vmin, vmax)))
+        bar = (shared[0], shared[1], shared[2], "value") if shared else None
+        blocks.append(_Block(panels, 1, n, title=str(name), colorbar=bar,
+                             aspect=_aspect(*size), labels=False))
+    bits = [f"{n} image{'s' if n > 1 else ''}",
+            "each map on its own scale (bar below it)" if scale == "per-map"
+            else "one scale per row", "faint where the map is weak"]
+    return _compose(blocks, panel=panel, title="Where the model looks" if title is None else title,
+                    subtitle=" · ".join(bits))
+
+
+def _overlay_rgba(arr: np.ndarray, cmap: str, vmin: float, vmax: float,
+                  alpha: float) -> np.ndarray:
+    """A heat map as RGBA over an image: opaque where strong, fading out where weak."""
+    from matplotlib import colormaps
+
+    strength = np.nan_to_num(np.abs(arr) / (max(abs(vmin), abs(vmax)) or 1.0), nan=0.0)
+    rgba = colormaps[cmap](Normalize(vmin=vmin, vmax=vmax)(arr))
+    rgba[..., 3] = alpha * np.clip(strength, 0.0, 1.0) ** 0.7
+    return rgba
