@@ -32,7 +32,7 @@ from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error,
 # The notebook to run, relative to notebooks/ (for example "05_explorer.ipynb"), or None
 # for a one-cell notebook with an explorer written to the test's temporary folder. Its
 # first explorer must be the default one, featviz.explorer(featviz.pretrained()).
-NOTEBOOK: str | None = None
+NOTEBOOK: str | None = "05_explorer.ipynb"
 EXPLORER_CELL = "import time\nimport featviz\n\nex = featviz.explorer(featviz.pretrained())\nex"
 BUSY_S = 30           # the last cell sleeps this long: the kernel is busy meanwhile
 BROWSER_S = 240       # everything in the browser, from opening the page to the last screenshot

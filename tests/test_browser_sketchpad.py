@@ -26,7 +26,7 @@ from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error,
 
 # The notebook to run, relative to notebooks/ (for example "05_explorer.ipynb"), or None
 # for a one-cell notebook with a sketchpad written to the test's temporary folder.
-NOTEBOOK: str | None = None
+NOTEBOOK: str | None = "05_explorer.ipynb"
 SKETCHPAD_CELL = "import featviz\n\npad = featviz.sketchpad()\npad"
 BROWSER_S = 150       # everything in the browser, from opening the page to the last screenshot
 STEP_S = 20           # one stroke, click or dropdown change

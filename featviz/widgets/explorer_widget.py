@@ -358,6 +358,10 @@ class Explorer(widgets.VBox):
         self.canvas.inspection = found
         return found
 
+    def __repr__(self) -> str:
+        # the text a notebook viewer shows where the live widget cannot run
+        return "featviz explorer: a live widget (run the notebook to use it)"
+
     def caption(self) -> list[str]:
         """The current state in words, as written above :meth:`snapshot`'s picture."""
         from .explorer_still import describe

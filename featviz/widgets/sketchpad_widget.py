@@ -388,6 +388,10 @@ class Sketchpad(anywidget.AnyWidget):
                            "rows": rows, "cols": cols}
 
     # ----------------------------------------------------------------- display
+    def __repr__(self) -> str:
+        # the text a notebook viewer shows where the live widget cannot run
+        return "featviz sketchpad: a live widget (run the notebook to draw)"
+
     def snapshot(self) -> Any:
         """A still picture of the current state (a matplotlib ``Figure``) for readers where
         widgets do not run: the drawing, the input, the probabilities and the maps, in
@@ -398,7 +402,10 @@ class Sketchpad(anywidget.AnyWidget):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # the layer chooser is a standard Dropdown, shown above the pad
-        return self._view._repr_mimebundle_(**kwargs)
+        bundle = self._view._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict) and "text/plain" in bundle:
+            bundle["text/plain"] = repr(self)
+        return bundle
 
 
 def sketchpad(model: nn.Module | None = None, layer: str = "conv1", *,
