@@ -251,10 +251,12 @@ def wait_connected(base: str, path: str, page, timeout: float) -> None:
 
 
 def run_complete(page) -> bool:
-    """Every code cell has run: each prompt shows a number, none shows [*]."""
+    """Every code cell has run: each prompt shows a number, none shows [*]. A cell whose
+    input is collapsed (the lessons' tagged check cells) shows an empty prompt: skipped."""
     # text_content, not inner_text: cells scrolled out of view are not laid out
-    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
-    return bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
+    prompts = [p.strip() for p in page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()]
+    shown = [p for p in prompts if p]
+    return bool(shown) and all(re.fullmatch(r"\[\d+\]:", p) for p in shown)
 
 
 def cell_error(page) -> str | None:

@@ -35,7 +35,8 @@ from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error,
 NOTEBOOK: str | None = "05_explorer.ipynb"
 EXPLORER_CELL = "import time\nimport featviz\n\nex = featviz.explorer(featviz.pretrained())\nex"
 BUSY_S = 30           # the last cell sleeps this long: the kernel is busy meanwhile
-BROWSER_S = 240       # everything in the browser, from opening the page to the last screenshot
+SLEEPING = "kernel_sleeping"  # the file the last cell writes beside the notebook as it starts
+BROWSER_S = 300       # everything in the browser, from opening the page to the last screenshot
 STEP_S = 20           # one slider step, click or selection
 CANVAS = "canvas.featviz-explorer-canvas"
 
@@ -77,7 +78,8 @@ def _notebook(root: Path) -> str:
         nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                      "language": "python"}
-    nb.cells.append(nbformat.v4.new_code_cell(f"import time\ntime.sleep({BUSY_S})"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        f"import pathlib, time\npathlib.Path({SLEEPING!r}).touch()\ntime.sleep({BUSY_S})"))
     nbformat.write(nb, root / path)
     return path
 
@@ -225,7 +227,11 @@ def test_explorer_in_jupyterlab(tmp_path, capsys, record_property):
             shots["explorer_start.png"] = tmp_path / "start.png"
             widget.screenshot(path=str(shots["explorer_start.png"]))
 
-            # -- the kernel is busy (the sleeping cell): the browser draws on its own
+            # -- the kernel is busy (the sleeping cell): the browser draws on its own. A lesson
+            # runs its other cells first, and between cells the kernel answers the browser,
+            # so the steps wait until the sleeping cell has started.
+            if not wait_until((root / path).parent.joinpath(SLEEPING).exists, left(150), page):
+                raise AssertionError(f"Run All did not reach the sleeping cell: {cell_error(page)}")
             assert _kernel_busy(base, path), "the kernel should be running the sleeping cell"
             _steps(ex, "kernel busy", layers=("conv2", "pool1", "relu2", "relu1"))
             handle = page.locator(".featviz-filter-slider .noUi-handle").first

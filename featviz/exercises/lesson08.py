@@ -303,11 +303,24 @@ questionnaire = Questionnaire((
      "They shrink from 112 x 112 to 7 x 7 and grow from 64 to 512 channels; each late value "
      "summarises a large patch and stands for a more complex pattern."),
     ("Why is Grad-CAM on layer4 coarse, and what does one cell of its grid cover?",
-     "layer4's maps are 7 x 7, so one cell covers 32 x 32 input pixels; the map is upsampled "
-     "to the photo."),
+     "layer4's maps are 7 x 7: neighbouring units are 32 input pixels apart (the stride), so "
+     "the map has only 49 values. Each unit sees far more than 32 x 32 pixels: its receptive "
+     "field is 435 pixels wide, the whole photo, though the centre of it counts most."),
     ("What does a Grad-CAM map of an untrained network tell you?",
      "Nothing about the photo: the evidence is spread out at random. A map that looks the "
      "same trained and untrained explains the architecture, not what was learned."),
+    ("SmallResNet is deeper than the SimpleCNN but has about half its parameters. Where "
+     "did the parameters go?",
+     "The SimpleCNN spends 72,574 of its 85,822 parameters on its fully connected layers "
+     "(fc1 alone reads 512 values into 120 units). SmallResNet averages each map to one "
+     "number and has a 48 x 10 classifier, so almost all of its 44,014 parameters are in "
+     "small 3 x 3 convolutions."),
+    ("Why do the units of a 'same'-padded network sit on the stride grid, and what does that "
+     "change for Grad-CAM?",
+     "Padding centres unit i's field on input pixel stride * i (0, 4, 8, ... for layer3 of "
+     "SmallResNet), so the first unit looks at the image's corner; an unpadded network's "
+     "units are inset. Placing the map by receptive field puts each value where its unit "
+     "looks; stretching it edge to edge shifts it by half a stride or more."),
     ("What changes when you run featviz on your own model?",
      "Nothing but the names and the input: layers by name, capture, the plots and Grad-CAM "
      "work on any nn.Module, on CPU or GPU."),
