@@ -57,7 +57,7 @@ def tutorial_redraw(maps: torch.Tensor, channel: int) -> bytes:
 
 @contextlib.contextmanager
 def one_thread():
-    """As the explorer runs one small image: on one thread (see explorer_data._few_threads)."""
+    """As the explorer runs one small image: on one thread (see featviz.widgets._run.few_threads)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

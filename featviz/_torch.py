@@ -8,6 +8,7 @@ imports nothing from featviz.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -50,7 +51,7 @@ def check_device(model: nn.Module, device: str | torch.device | None) -> None:
 
 def model_dtype(model: nn.Module) -> torch.dtype:
     """The floating dtype of the model's first floating parameter (or buffer); else float32."""
-    for t in (*model.parameters(), *model.buffers()):
+    for t in itertools.chain(model.parameters(), model.buffers()):  # stops at the first
         if t.is_floating_point():
             return t.dtype
     return torch.float32

@@ -1003,6 +1003,56 @@ def _first_panel(first: Any, channel: int, label: str, score: Any) -> _Panel:
     return p
 
 
+def _top_pixels(rows: list, first: Any, whole: bool, mean: Stats,
+                std: Stats) -> list[list[np.ndarray]]:
+    """Each row's images (the first column's images first, if any) as display pixels: every
+    image of the figure through one normalisation, so the rows compare."""
+    shown = [list(t.images) if whole else list(t.patches) for t in rows]
+    if first is not None and not isinstance(first, nn.Module):
+        for t, row in zip(rows, shown):
+            row.insert(0, first[t.channel])
+    flat = [to_numpy(im, "image") for row in shown for im in row]
+    joined = _Pixels.make(mean, std)(np.concatenate([a.reshape(a.shape[0], 1, 1, -1) for a in flat],
+                                                    axis=-1).transpose(1, 0, 2, 3))[0, 0]
+    cuts = np.cumsum([0] + [a[0].size for a in flat])
+    each = iter([joined[a:b].reshape(*im.shape[1:], *joined.shape[1:]) for a, b, im
+                 in zip(cuts[:-1], cuts[1:], flat)])
+    return [[next(each) for _ in row] for row in shown]
+
+
+def _top_titles(fig: Figure, size: tuple[float, float], rows: list, whole: bool,
+                first_label: str | None, title: str | None) -> None:
+    """The title and the subtitle of :func:`plot_top_activating` (``first_label`` None: no
+    first column)."""
+    width, height = size
+    what = "whole images, the winning unit's field boxed" if whole else "receptive-field patches"
+    fig.text(_IN["margin"] / width, 1 - _IN["margin"] / height,
+             f"{rows[0].layer}: the inputs that excite each channel most" if title is None else title,
+             ha="left", va="top", fontsize=12, fontweight="bold", color=TEXT_COLOR)
+    bits = [f"{len(rows)} channel{'s' if len(rows) > 1 else ''}", what + ", best first",
+            "above each: label · score"]
+    if first_label is not None:
+        bits.insert(1, f"first column: {first_label}")
+    fig.text(_IN["margin"] / width, 1 - (_IN["margin"] + _IN["title"]) / height, " · ".join(bits),
+             ha="left", va="top", fontsize=8.5, color=MUTED_COLOR)
+
+
+def _top_images(fig: Figure, rects: list, t: Any, images: list, size: float, whole: bool) -> None:
+    """One row's top inputs, best first, at ``rects``; ``whole``: the winning unit's
+    receptive field boxed in orange."""
+    labs = [None] * len(images) if t.labels is None else t.labels.tolist()
+    for i, (im, score, lab, where) in enumerate(zip(images, t.scores.tolist(), labs, rects)):
+        p = _Panel(axes_label=f"channel {t.channel} top {i}", data=im, cmap=IMAGE_CMAP,
+                   vmin=0.0, vmax=1.0, label=fmt(score, 3) if lab is None else f"{lab} · {fmt(score, 3)}")
+        ax = fig.add_axes(where, label=p.axes_label)
+        _draw_panel(ax, p, size)
+        if whole:
+            b_top, b_left, b_bottom, b_right = t.boxes[i].tolist()
+            ax.add_patch(Rectangle((b_left - 0.5, b_top - 0.5), b_right - b_left,
+                                   b_bottom - b_top, fill=False, edgecolor="tab:orange",
+                                   linewidth=1.5))
+
+
 def plot_top_activating(
     tops: Any,
     channels: Sequence[int] | None = None,
@@ -1052,19 +1102,7 @@ def plot_top_activating(
     if isinstance(first, nn.Module) and not isinstance(getattr(first, "weight", None), torch.Tensor):
         raise TypeError(f"first is a {type(first).__name__} without weights; pass a conv "
                         f"layer such as model.conv1, or images")
-    # every image of the figure through one normalisation, so the rows compare
-    shown = [list(t.images) if whole else list(t.patches) for t in rows]
-    if first is not None and not isinstance(first, nn.Module):
-        for t, row in zip(rows, shown):
-            row.insert(0, first[t.channel])
-    flat = [to_numpy(im, "image") for row in shown for im in row]
-    joined = _Pixels.make(mean, std)(np.concatenate([a.reshape(a.shape[0], 1, 1, -1) for a in flat],
-                                                    axis=-1).transpose(1, 0, 2, 3))[0, 0]
-    cuts = np.cumsum([0] + [a[0].size for a in flat])
-    each = iter([joined[a:b].reshape(*im.shape[1:], *joined.shape[1:]) for a, b, im
-                 in zip(cuts[:-1], cuts[1:], flat)])
-    pix = [[next(each) for _ in row] for row in shown]
-
+    pix = _top_pixels(rows, first, whole, mean, std)
     k = max(len(t.scores) for t in rows)
     extra = 0 if first is None else 1
     panel = _panel_size(k + extra, limit=1.1)
@@ -1078,17 +1116,7 @@ def plot_top_activating(
     def rect(x0: float, top: float) -> tuple[float, float, float, float]:
         return (x0 / width, 1.0 - (top + panel) / height, panel / width, panel / height)
 
-    layer = rows[0].layer
-    what = "whole images, the winning unit's field boxed" if whole else "receptive-field patches"
-    fig.text(_IN["margin"] / width, 1 - _IN["margin"] / height,
-             f"{layer}: the inputs that excite each channel most" if title is None else title,
-             ha="left", va="top", fontsize=12, fontweight="bold", color=TEXT_COLOR)
-    bits = [f"{len(rows)} channel{'s' if len(rows) > 1 else ''}", what + ", best first",
-            "above each: label · score"]
-    if extra:
-        bits.insert(1, f"first column: {first_label}")
-    fig.text(_IN["margin"] / width, 1 - (_IN["margin"] + _IN["title"]) / height, " · ".join(bits),
-             ha="left", va="top", fontsize=8.5, color=MUTED_COLOR)
+    _top_titles(fig, (width, height), rows, whole, first_label if extra else None, title)
     size = _label_size(panel) + 0.5
     x_grid = _IN["margin"] + label_w
     for r, (t, row) in enumerate(zip(rows, pix)):
@@ -1102,18 +1130,8 @@ def plot_top_activating(
                 p.data, p.cmap, p.vmin, p.vmax = row[0], IMAGE_CMAP, 0.0, 1.0
             _draw_panel(fig.add_axes(rect(x_grid, top), label=p.axes_label), p, size)
         images = row[1:] if extra and not isinstance(first, nn.Module) else row
-        labs = [None] * len(images) if t.labels is None else t.labels.tolist()
-        for i, (im, score, lab) in enumerate(zip(images, t.scores.tolist(), labs)):
-            x = x_grid + (extra + i) * (panel + gap) + sep
-            p = _Panel(axes_label=f"channel {t.channel} top {i}", data=im, cmap=IMAGE_CMAP,
-                       vmin=0.0, vmax=1.0, label=fmt(score, 3) if lab is None else f"{lab} · {fmt(score, 3)}")
-            ax = fig.add_axes(rect(x, top), label=p.axes_label)
-            _draw_panel(ax, p, size)
-            if whole:
-                b_top, b_left, b_bottom, b_right = t.boxes[i].tolist()
-                ax.add_patch(Rectangle((b_left - 0.5, b_top - 0.5), b_right - b_left,
-                                       b_bottom - b_top, fill=False, edgecolor="tab:orange",
-                                       linewidth=1.5))
+        _top_images(fig, [rect(x_grid + (extra + i) * (panel + gap) + sep, top)
+                          for i in range(len(images))], t, images, size, whole)
     if extra:
         from matplotlib.lines import Line2D
 

@@ -389,8 +389,10 @@ questionnaire = Questionnaire((
      "change shows the image, not the model. The floor, the similarity of two different "
      "digits' maps, says how similar any two maps are anyway."),
     ("What did the maps show about the 4s the model called 9?",
-     "The evidence for 9 sat where the top of the 4 closes into a loop; the evidence for 4 was "
-     "weak: the remedy is more 4s written with a closed top."),
+     "Their tops close into a loop, as a 9's does. Occlusion for 4 was blue there (hiding the "
+     "closing stroke raises the 4's score) and occlusion for 9 red over the loop. Grad-CAM "
+     "found more evidence for 4 than for 9, because its ReLU drops what argues against a "
+     "class. The remedy is more 4s written with a closed top."),
     ("Why must a hand-written Grad-CAM remove its hook in a finally: block?",
      "If the forward pass raises, the hook would stay registered and run at every later pass."),
 ))

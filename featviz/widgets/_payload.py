@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Quantized", "quantize", "dequantize", "colormap_table"]
+__all__ = ["Quantized", "Runs", "quantize", "quantize_runs", "dequantize", "colormap_table"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,40 @@ class Quantized:
                 "scale": self.scale.tolist()}
 
 
+class Runs(NamedTuple):
+    """Maps laid end to end, quantised: ``values`` uint8, per map ``lo`` and ``hi`` (its
+    smallest and largest finite value, 0 for a map without one) and ``scale``."""
+
+    values: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    scale: np.ndarray
+
+
+def quantize_runs(values: np.ndarray, counts: np.ndarray) -> Runs:
+    """Quantise maps stored one after another in ``values`` (1-D float32), ``counts[i]``
+    values each (all > 0), in one pass over the values whatever the number of maps:
+    how the explorer sends every map of every layer at once.
+
+    >>> r = quantize_runs(np.array([0, 51, 255, -1, 1], np.float32), np.array([3, 2]))
+    >>> r.values.tolist(), r.lo.tolist(), r.hi.tolist()
+    ([0, 51, 255, 0, 255], [0.0, -1.0], [255.0, 1.0])
+    """
+    starts = np.cumsum(counts) - counts
+    lo, hi = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # NaN or inf in some map
+        finite = np.isfinite(values)
+        lo = np.minimum.reduceat(np.where(finite, values, np.inf), starts)
+        hi = np.maximum.reduceat(np.where(finite, values, -np.inf), starts)
+        lo, hi = (np.where(np.isfinite(v), v, 0).astype(np.float32) for v in (lo, hi))
+        values = np.where(finite, values, np.repeat(lo, counts))
+    scale = ((hi - lo) / 255.0).astype(np.float32)
+    q = values - np.repeat(lo, counts)
+    q /= np.repeat(np.where(scale > 0, scale, np.float32(1.0)), counts)
+    np.clip(np.rint(q, out=q), 0, 255, out=q)
+    return Runs(q.astype(np.uint8), lo, hi, scale)
+
+
 def quantize(maps: Any) -> Quantized:
     """Quantise maps ``(C, H, W)`` (or one ``(H, W)`` map) to uint8, per map.
 
@@ -51,24 +85,12 @@ def quantize(maps: Any) -> Quantized:
     if arr.ndim != 3:
         raise ValueError(f"quantize expects maps of shape (C, H, W) or (H, W), got shape "
                          f"{arr.shape}")
-    c = arr.shape[0]
-    flat = arr.reshape(c, -1)
-    finite = np.isfinite(flat)
-    if not finite.all():
-        flat = np.where(finite, flat, np.nan)
-        lo = np.nan_to_num(np.nanmin(flat, axis=1, initial=np.inf), posinf=0.0)
-        hi = np.nan_to_num(np.nanmax(flat, axis=1, initial=-np.inf), neginf=0.0)
-        flat = np.where(finite, flat, lo[:, None])
-    elif flat.shape[1]:
-        lo, hi = flat.min(axis=1), flat.max(axis=1)
-    else:
-        lo = hi = np.zeros(c, np.float32)
-    scale = ((hi - lo) / 255.0).astype(np.float32)
-    safe = np.where(scale > 0, scale, 1.0)
-    q = np.rint((flat - lo[:, None]) / safe[:, None])
-    q = np.clip(q, 0, 255).astype(np.uint8)
-    return Quantized(q.tobytes(), tuple(int(v) for v in arr.shape),  # type: ignore[arg-type]
-                     lo.astype(np.float32), scale)
+    shape = tuple(int(v) for v in arr.shape)
+    if arr.size == 0:
+        zeros = np.zeros(shape[0], np.float32)
+        return Quantized(b"", shape, zeros, zeros.copy())  # type: ignore[arg-type]
+    runs = quantize_runs(arr.reshape(-1), np.full(shape[0], shape[1] * shape[2]))
+    return Quantized(runs.values.tobytes(), shape, runs.lo, runs.scale)  # type: ignore[arg-type]
 
 
 def dequantize(q: Quantized) -> np.ndarray:

@@ -5,11 +5,11 @@ perturbation of the input, and the activations of every layer for one
 :meth:`ExplorerData.payload` turns one such state into what the browser needs
 to draw every layer, filter, view and colour scale: the maps as uint8 with a
 per-map offset and scale, the colour limits of both scales, the grid layout,
-the input picture, the filters and the prediction.
+the input picture, the filters and the prediction (built by
+:mod:`featviz.widgets.explorer_payload`).
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._style import color_scale, grid_shape, limits
-from .._torch import inference_mode
+from .._style import grid_shape
+from ..hooks import resolve_layers
 from ._payload import quantize
+from ._run import Passes
+from .explorer_payload import build_payload
 
-__all__ = ["ExplorerError", "ExplorerData", "Perturbation", "default_images",
+__all__ = ["ExplorerError", "ExplorerData", "Filters", "Perturbation", "default_images",
            "find_kernel_layer", "feature_layers"]
 
 DEFAULT_IMAGES_PER_DIGIT = 10
@@ -162,22 +164,6 @@ def feature_layers(acts: Any) -> list[str]:
             and acts[k].shape[2] * acts[k].shape[3] > 1]
 
 
-@contextlib.contextmanager
-def _few_threads(x: torch.Tensor):
-    """One CPU thread for the forward pass of one small image: splitting a 28x28
-    convolution over threads gains nothing, and on a shared machine waiting for a
-    descheduled thread costs tens of milliseconds."""
-    small = x.device.type == "cpu" and x[0].numel() <= 16384
-    before = torch.get_num_threads()
-    if small and before > 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if small and before > 1:
-            torch.set_num_threads(before)
-
-
 # --------------------------------------------------------------------------- perturbation
 
 @dataclass(frozen=True)
@@ -295,8 +281,77 @@ def _as_images(images: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor | N
     return images.detach(), labels
 
 
+def _as_model(model: Any) -> nn.Module:
+    if model is None:
+        from ..models import pretrained
+
+        return pretrained()
+    if not isinstance(model, nn.Module):
+        raise ExplorerError(
+            f"explorer needs a PyTorch model (a torch.nn.Module), got "
+            f"{type(model).__name__}. Try featviz.explorer(featviz.pretrained())."
+        )
+    return model
+
+
+def _first_spec(model: nn.Module, layers: Any) -> list[str]:
+    """The layers to try: those asked for, or every layer but the containers."""
+    spec = layers
+    if layers is None:
+        spec = [n for n, m in model.named_modules() if n and not isinstance(m, _CONTAINERS)] or None
+    try:
+        return resolve_layers(model, spec)
+    except ValueError as exc:
+        raise ExplorerError(str(exc)) from None
+
+
+def _no_maps(model: nn.Module, probe: Any) -> ExplorerError:
+    seen = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(probe.items())[:8]
+                     if isinstance(v, torch.Tensor))
+    return ExplorerError(
+        f"{type(model).__name__} has no layer with feature maps to show: the explorer "
+        f"needs outputs of shape (N, C, H, W), as convolution layers give. "
+        f"Layers captured: {seen or 'none'}. For a model without convolutions, "
+        f"look at its activations with featviz.activations() instead."
+    )
+
+
+class Filters:
+    """The filters that made each layer, at each training moment: a convolution's own, or
+    the convolution before a ReLU or pooling layer (``kernel_layers``)."""
+
+    def __init__(self, snapshots: list[tuple[str, nn.Module]],
+                 kernel_layers: dict[str, str | None]) -> None:
+        self.snapshots, self.kernel_layers = snapshots, kernel_layers
+        self._packed: dict[tuple[str | None, int], Any] = {}
+
+    def module(self, layer: str, snap: int) -> nn.Module | None:
+        name = self.kernel_layers.get(layer)
+        return dict(self.snapshots[snap][1].named_modules()).get(name) if name else None
+
+    def weights(self, layer: str, channel: int, snap: int) -> np.ndarray | None:
+        """The filter ``(in_channels, kh, kw)`` that made ``channel`` of ``layer``, or None."""
+        module = self.module(layer, snap)
+        return None if module is None else module.weight[channel].detach().float().cpu().numpy()
+
+    def packed(self, layer: str, snap: int) -> tuple[bytes, bytes, list[int]] | None:
+        """The filters that made ``layer``, quantised per filter, as ``(uint8 values,
+        float32 offsets then scales, dims)``; None when too large (kept per snapshot)."""
+        key = (self.kernel_layers.get(layer), snap)
+        if key not in self._packed:
+            module, found = self.module(layer, snap), None
+            if module is not None and module.weight.numel() <= MAX_KERNEL_VALUES:
+                w = module.weight.detach().float().cpu().numpy()
+                q = quantize(w.reshape(w.shape[0], -1, w.shape[-1]))
+                found = (q.data, np.concatenate([q.offset, q.scale]).astype("<f4").tobytes(),
+                         list(w.shape))
+            self._packed[key] = found
+        return self._packed[key]
+
+
 class ExplorerData:
-    """Model, images and snapshots of an explorer, and the activations it shows.
+    """Model, images and snapshots of an explorer, and the activations it shows: one forward
+    pass per (image, snapshot, perturbation), cached; :meth:`payload` packs one for the browser.
 
     Raises :class:`ExplorerError` with a readable message for anything it cannot show.
     """
@@ -304,46 +359,22 @@ class ExplorerData:
     def __init__(self, model: Any, images: Any = None, labels: Any = None, *,
                  snapshots: Any = "default", layers: Any = None,
                  classes: Sequence[str] | None = None, cache_mb: float = 256.0) -> None:
-        from .. import resolve_layers
-
-        if model is None:
-            from ..models import pretrained
-
-            model = pretrained()
-        if not isinstance(model, nn.Module):
-            raise ExplorerError(
-                f"explorer needs a PyTorch model (a torch.nn.Module), got "
-                f"{type(model).__name__}. Try featviz.explorer(featviz.pretrained())."
-            )
-        self.model = model
+        self.model = model = _as_model(model)
         self.images, self.labels = _as_images(images, labels)
         self.snapshots = resolve_snapshots(snapshots, model)
         self.classes = list(classes) if classes is not None else None
         self.cache = _Cache(int(cache_mb * 2**20))
-        try:
-            spec = layers
-            if layers is None:
-                spec = [n for n, m in model.named_modules()
-                        if n and not isinstance(m, _CONTAINERS)] or None
-            self.spec = resolve_layers(model, spec)
-        except ValueError as exc:
-            raise ExplorerError(str(exc)) from None
+        self._passes = Passes()
+        self.spec = _first_spec(model, layers)
         probe = self._forward(model, self.images[:1])
         self.layer_names = feature_layers(probe)
         if not self.layer_names:
-            seen = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(probe.items())[:8]
-                             if isinstance(v, torch.Tensor))
-            raise ExplorerError(
-                f"{type(model).__name__} has no layer with feature maps to show: the explorer "
-                f"needs outputs of shape (N, C, H, W), as convolution layers give. "
-                f"Layers captured: {seen or 'none'}. For a model without convolutions, "
-                f"look at its activations with featviz.activations() instead."
-            )
+            raise _no_maps(model, probe)
         self.shapes = {k: tuple(probe[k].shape[1:]) for k in self.layer_names}
         self.spec = list(self.layer_names)  # from now on, capture only what is shown
         self.kernel_layers = {k: find_kernel_layer(model, k, self.shapes[k][0])
                               for k in self.layer_names}
-        self._kernel_cache: dict[tuple[str | None, int], Any] = {}
+        self.filters = Filters(self.snapshots, self.kernel_layers)
         self.grids = {k: list(grid_shape(self.shapes[k][0])) for k in self.layer_names}
 
     def class_name(self, k: int) -> str:
@@ -353,13 +384,10 @@ class ExplorerData:
 
     def _forward(self, model: nn.Module, x: torch.Tensor, who: str = "the model",
                  index: int = 0) -> Any:
-        from .. import activations
-
+        """One pass of ``model`` on ``x`` capturing ``self.spec`` (eval mode for the pass,
+        the caller's modes restored after; the capture is reused from pass to pass)."""
         try:
-            # looking must not change the model: eval mode (no dropout, no batch-norm
-            # statistics updated) for the pass, the caller's modes restored after
-            with inference_mode(model), _few_threads(x):
-                return activations(model, x, getattr(self, "spec", None))
+            return self._passes(model, x, self.spec)
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ExplorerError(
                 f"{who} could not run on image {index} (shape "
@@ -397,114 +425,11 @@ class ExplorerData:
 
     def kernel(self, layer: str, channel: int, snap: int) -> np.ndarray | None:
         """The filter ``(in_channels, kh, kw)`` that made ``channel`` of ``layer``, or None."""
-        name = self.kernel_layers.get(layer)
-        module = dict(self.snapshots[snap][1].named_modules()).get(name) if name else None
-        if module is None:
-            return None
-        return module.weight[channel].detach().float().cpu().numpy()
+        return self.filters.weights(layer, channel, snap)
 
     def payload(self, index: int, snap: int,
                 perturbation: Perturbation = Perturbation()) -> tuple[bytes, dict[str, Any]]:
-        """Everything the browser draws for one state: ``(bytes, meta)``.
-
-        Per layer, ``meta["layers"][i]`` gives ``name``, ``shape`` (C, H, W), ``start``
-        (of the C*H*W uint8 values in the bytes), ``floats`` (start of 4*C float32:
-        each map's offset and scale, then its own colour limits low and high),
-        ``cmap``, ``shared`` (the layer's limits), ``grid`` (rows, cols),
-        ``conv`` / ``kernel_of`` (the convolution that made it) and ``kernel``
-        (its filters as uint8: ``start``, ``floats`` (offset and scale per
-        filter), ``dims`` (C_out, C_in, kh, kw); None when too large).
-        ``meta["input"]`` locates the input picture, (H, W, 3) uint8.
-        """
+        """Everything the browser draws for one state: ``(bytes, meta)``; the layout is
+        :func:`~featviz.widgets.explorer_payload.build_payload`'s."""
         entry = self.entry(index, snap, perturbation)
-        parts: list[bytes] = []
-        size = 0
-
-        def add(chunk: bytes) -> int:
-            nonlocal size
-            at = size
-            parts.append(chunk)
-            size += len(chunk)
-            pad = -size % 4  # float32 blocks start at multiples of 4
-            if pad:
-                parts.append(bytes(pad))
-                size += pad
-            return at
-
-        metas = []
-        for name, maps in entry.maps.items():
-            q = quantize(maps)
-            cmap, lo, hi, plo, phi = _colours(maps)
-            floats = np.concatenate([q.offset, q.scale, plo, phi]).astype("<f4")
-            meta = {"name": name, "shape": list(q.shape), "start": add(q.data),
-                    "floats": add(floats.tobytes()), "cmap": cmap, "shared": [lo, hi],
-                    "grid": self.grids[name],
-                    "conv": self.kernel_layers[name] == name,
-                    "kernel_of": self.kernel_layers[name], "kernel": None}
-            kernel = self._kernels(name, snap)
-            if kernel is not None:
-                data, floats, dims = kernel
-                meta["kernel"] = {"start": add(data), "floats": add(floats), "dims": dims}
-            metas.append(meta)
-        picture = _picture(entry.x[0])
-        meta_input = {"start": add(picture.tobytes()), "shape": list(picture.shape)}
-        return b"".join(parts), {"layers": metas, "input": meta_input,
-                                 **self._words(index, snap, perturbation, entry)}
-
-    def _kernels(self, layer: str, snap: int) -> tuple[bytes, bytes, list[int]] | None:
-        """The filters that made ``layer``, quantised per filter (cached per snapshot)."""
-        key = (self.kernel_layers.get(layer), snap)
-        if key not in self._kernel_cache:
-            module = dict(self.snapshots[snap][1].named_modules()).get(key[0]) if key[0] else None
-            found = None
-            if module is not None and module.weight.numel() <= MAX_KERNEL_VALUES:
-                w = module.weight.detach().float().cpu().numpy()
-                q = quantize(w.reshape(w.shape[0], -1, w.shape[-1]))
-                found = (q.data, np.concatenate([q.offset, q.scale]).astype("<f4").tobytes(),
-                         list(w.shape))
-            self._kernel_cache[key] = found
-        return self._kernel_cache[key]
-
-    def _words(self, index: int, snap: int, perturbation: Perturbation,
-               entry: Entry) -> dict[str, Any]:
-        words: dict[str, Any] = {"image": index, "images": len(self.images),
-                                 "perturbed": perturbation.describe(),
-                                 "training": self.snapshots[snap][0]
-                                 if len(self.snapshots) > 1 else ""}
-        if entry.probs is not None:
-            k = int(entry.probs.argmax())
-            top = np.argsort(-entry.probs)[:3]
-            words["prediction"] = {"name": self.class_name(k), "p": float(entry.probs[k]),
-                                   "top": [[self.class_name(int(t)), float(entry.probs[t])]
-                                           for t in top]}
-        if self.labels is not None:
-            truth = int(self.labels[index])
-            words["label"] = self.class_name(truth)
-            if entry.probs is not None:
-                words["correct"] = int(entry.probs.argmax()) == truth
-        return words
-
-
-def _colours(maps: np.ndarray) -> tuple[str, float, float, np.ndarray, np.ndarray]:
-    """The colour map, the layer's limits and each map's own limits (featviz._style's
-    policy), from each map's smallest and largest value: the same answer as from all
-    the values, at a fraction of the cost."""
-    flat = maps.reshape(maps.shape[0], -1)
-    ends = np.stack([flat.min(axis=1), flat.max(axis=1)], axis=1)
-    if not np.isfinite(ends).all():
-        ends = maps  # NaN or inf inside: let the policy see every value
-    cmap, lo, hi = color_scale(ends)
-    plo, phi = limits(ends, "per-map")
-    return cmap, lo, hi, plo, phi
-
-
-def _picture(x: torch.Tensor) -> np.ndarray:
-    """An input ``(C, H, W)`` as display pixels ``(H, W, 3)`` uint8: one min-max stretch
-    over all channels (a colour image keeps its hues; a grey one is drawn grey)."""
-    arr = x.numpy()
-    if arr.shape[0] not in (1, 3):
-        arr = arr.mean(axis=0, keepdims=True)
-    lo, hi = float(arr.min()), float(arr.max())
-    scaled = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    pix = np.rint(scaled * 255).astype(np.uint8).transpose(1, 2, 0)
-    return np.ascontiguousarray(np.repeat(pix, 3, axis=2) if pix.shape[2] == 1 else pix)
+        return build_payload(self, entry, index, snap, perturbation)

@@ -27,10 +27,12 @@ import traitlets
 from torch import nn
 
 from ._payload import colormap_table
+from .explorer_controls import NO_CHANGE, Controls, ControlSync, make_controls
 from .explorer_data import ExplorerData, ExplorerError, Perturbation, default_images
 from .explorer_inspect import inspection
 
-__all__ = ["Explorer", "ExplorerView", "explorer", "ExplorerError", "default_images"]
+__all__ = ["Explorer", "ExplorerPicture", "ExplorerState", "ExplorerView", "explorer", "ExplorerError",
+           "default_images"]
 
 _HERE = pathlib.Path(__file__).parent
 _COLORMAPS = ("magma", "RdBu_r")
@@ -74,191 +76,14 @@ class ExplorerView(anywidget.AnyWidget):
     inspection = traitlets.Dict().tag(sync=True)
 
 
-def _slider(kind: type, description: str, value: Any, lo: Any, hi: Any, step: Any,
-            css: str, width: str = "300px") -> widgets.Widget:
-    w = kind(value=value, min=lo, max=hi, step=step, description=description,
-             continuous_update=True, style={"description_width": "60px"},
-             layout=widgets.Layout(width=width))
-    w.add_class(css)
-    return w
+class ExplorerState:
+    """What an explorer shows, read from its controls, and what the model makes of it:
+    the queries of :class:`Explorer` (``data`` and the controls are set by it)."""
 
+    ok: bool
+    problem: str
+    data: ExplorerData
 
-class Explorer(widgets.VBox):
-    """The feature-map explorer widget; build it with :func:`explorer`.
-
-    Controls (public attributes): ``image_slider``, ``digit_chooser`` (None without
-    labels), ``layer_dropdown``, ``filter_slider``, ``view``, ``norm`` (the colour
-    scale), ``time_slider`` (None without snapshots) and ``perturb_controls``
-    (``{"shift_x", "shift_y", "rotate", "scale", "erase", "noise"}`` sliders);
-    ``canvas`` is the :class:`ExplorerView`; ``message`` shows what is wrong,
-    when something is. ``ok`` is False when the explorer could not start.
-    """
-
-    def __init__(self, model: nn.Module | None, images: Any = None, labels: Any = None, *,
-                 snapshots: Any = "default", layers: Any = None, layer: str | None = None,
-                 view: str = "grid", norm: str = "shared",
-                 classes: Sequence[str] | None = None, cache_mb: float = 256.0) -> None:
-        super().__init__()
-        self.add_class("featviz-explorer")
-        self.message = widgets.HTML(value="")
-        self.message.add_class("featviz-message")
-        self.ok, self.problem = False, ""
-        self.image_slider = self.digit_chooser = self.layer_dropdown = None
-        self.filter_slider = self.view = self.norm = self.time_slider = None
-        self.perturb_controls: dict[str, widgets.Widget] = {}
-        self.canvas = ExplorerView()
-        self.sent = 0  # payloads sent to the browser: one per image / moment / perturbation
-        self._suspend = self._suspend_redraw = False
-        try:
-            if view not in _VIEWS:
-                raise ExplorerError(f"view must be 'grid' or 'single', got {view!r}.")
-            if norm not in _SCALES:
-                raise ExplorerError(f"norm must be 'shared' or 'per-map', got {norm!r}.")
-            self.data = ExplorerData(model, images, labels, snapshots=snapshots, layers=layers,
-                                     classes=classes, cache_mb=cache_mb)
-            if layer is not None and layer not in self.data.layer_names:
-                raise ExplorerError(f"layer {layer!r} has no feature maps to show; choose one "
-                                    f"of {', '.join(self.data.layer_names)}.")
-        except ExplorerError as exc:
-            self._fail(str(exc))
-            return
-        self.ok = True
-        self._build(layer or self.data.layer_names[0], view, norm)
-        self.redraw()
-
-    # -- building -----------------------------------------------------------
-    def _build(self, layer: str, view: str, norm: str) -> None:
-        d = self.data
-        desc = {"description_width": "60px"}
-        self.image_slider = _slider(widgets.IntSlider, "image", 0, 0, len(d.images) - 1, 1,
-                                    "featviz-image-slider", "360px")
-        top: list[widgets.Widget] = [self.image_slider]
-        if d.labels is not None:
-            present = sorted({int(v) for v in d.labels.tolist()})
-            self.digit_chooser = widgets.ToggleButtons(
-                options=[(d.class_name(k), k) for k in present], value=int(d.labels[0]),
-                description="label", style={**desc, "button_width": "32px"},
-                tooltips=[f"jump to the next image labelled {d.class_name(k)}" for k in present])
-            self.digit_chooser.add_class("featviz-digits")
-            top.append(self.digit_chooser)
-        options = [(f"{k}  ({c} maps {h}×{w})", k) for k, (c, h, w) in d.shapes.items()]
-        self.layer_dropdown = widgets.Dropdown(options=options, value=layer, description="layer",
-                                               style=desc, layout=widgets.Layout(width="360px"))
-        self.layer_dropdown.add_class("featviz-layer")
-        self.filter_slider = _slider(widgets.IntSlider, "filter", 0, 0, d.shapes[layer][0] - 1,
-                                     1, "featviz-filter-slider", "360px")
-        self.view = widgets.ToggleButtons(
-            options=[("all maps", "grid"), ("one map", "single")], value=view,
-            description="view", style={**desc, "button_width": "84px"},
-            tooltips=["every map of the layer, the chosen filter framed in green",
-                      "the chosen map large, beside the input and its filter; click it "
-                      "to see how a value is computed"])
-        self.view.add_class("featviz-view")
-        self.norm = widgets.ToggleButtons(
-            options=[("shared", "shared"), ("per map", "per-map")], value=norm,
-            description="scale", style={**desc, "button_width": "84px"},
-            tooltips=["one colour scale for the whole layer: maps compare",
-                      "each map stretched to its own range: weak patterns show"])
-        self.norm.add_class("featviz-scale")
-        rows = [top, [self.layer_dropdown, self.filter_slider], [self.view, self.norm]]
-        if len(d.snapshots) > 1:
-            self.time_slider = widgets.SelectionSlider(
-                options=[(label, i) for i, (label, _) in enumerate(d.snapshots)],
-                value=len(d.snapshots) - 1, description="training", continuous_update=True,
-                style=desc, layout=widgets.Layout(width="560px"))
-            self.time_slider.add_class("featviz-time-slider")
-            rows.append([self.time_slider])
-        rows += self._perturb_rows()
-        self._connect()
-        self.children = [
-            widgets.HTML(_CSS),
-            *[widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap")) for row in rows],
-            self.message, self.canvas,
-        ]
-
-    def _perturb_rows(self) -> list[list[widgets.Widget]]:
-        h, w = self.data.images.shape[-2:]
-        big = max(1, min(h, w) // 4)
-        c = self.perturb_controls
-        c["shift_x"] = _slider(widgets.IntSlider, "shift x", 0, -big, big, 1, "featviz-shift-x")
-        c["shift_y"] = _slider(widgets.IntSlider, "shift y", 0, -big, big, 1, "featviz-shift-y")
-        c["rotate"] = _slider(widgets.IntSlider, "rotate °", 0, -180, 180, 5, "featviz-rotate")
-        c["scale"] = _slider(widgets.FloatSlider, "scale", 1.0, 0.5, 2.0, 0.05, "featviz-zoom")
-        c["erase"] = _slider(widgets.IntSlider, "erase", 0, 0, min(h, w), 1, "featviz-erase")
-        c["noise"] = _slider(widgets.FloatSlider, "noise", 0.0, 0.0, 2.0, 0.05, "featviz-noise")
-        c["erase"].tooltip = "side of a square erased at the centre, in pixels"
-        reset = widgets.Button(description="undo changes", layout=widgets.Layout(width="120px"))
-        reset.add_class("featviz-reset")
-        reset.on_click(lambda _: self.reset_perturbation())
-        self.reset_button = reset
-        return [[c["shift_x"], c["shift_y"], c["rotate"]], [c["scale"], c["erase"], c["noise"], reset]]
-
-    def _connect(self) -> None:
-        v = self.canvas
-        v.cmap_names = list(_COLORMAPS)
-        v.colormaps = b"".join(colormap_table(n) for n in _COLORMAPS)
-        v.filter_control = self.filter_slider
-        # what the browser draws follows these controls there, without the kernel
-        v.layer_index, v.channel = self.layer_dropdown.index, self.filter_slider.value
-        v.view_index, v.scale_index = self.view.index, self.norm.index
-        self._links = [widgets.jslink((self.layer_dropdown, "index"), (v, "layer_index")),
-                       widgets.jslink((self.filter_slider, "value"), (v, "channel")),
-                       widgets.jslink((self.view, "index"), (v, "view_index")),
-                       widgets.jslink((self.norm, "index"), (v, "scale_index"))]
-        self.image_slider.observe(self._on_image, names="value")
-        if self.digit_chooser is not None:
-            self.digit_chooser.observe(self._on_digit, names="value")
-        self.layer_dropdown.observe(self._on_layer, names="value")
-        for w in (self.time_slider, *self.perturb_controls.values()):
-            if w is not None:
-                w.observe(lambda _: self.redraw(), names="value")
-        v.on_msg(self._on_view_msg)
-
-    def _fail(self, text: str) -> None:
-        self.problem = text
-        self.message.value = "<b>The explorer cannot start:</b> " + html.escape(text)
-        self.children = [widgets.HTML(_CSS), self.message]
-
-    # -- callbacks ----------------------------------------------------------
-    def _on_image(self, change: dict) -> None:
-        if self.digit_chooser is not None and self.data.labels is not None:
-            self._suspend = True
-            try:
-                self.digit_chooser.value = int(self.data.labels[change["new"]])
-            finally:
-                self._suspend = False
-        self.redraw()
-
-    def _on_digit(self, change: dict) -> None:
-        labels = self.data.labels
-        if self._suspend or labels is None:
-            return
-        digit, n, start = change["new"], len(labels), self.image_slider.value
-        if int(labels[start]) == digit:
-            return
-        for step in range(1, n + 1):
-            i = (start + step) % n
-            if int(labels[i]) == digit:
-                self.image_slider.value = i  # redraws through _on_image
-                return
-
-    def _on_layer(self, change: dict) -> None:
-        # the browser already did this when the change came from it: then nothing is sent
-        top = self.data.shapes[change["new"]][0] - 1
-        if self.filter_slider.max != top:
-            if self.filter_slider.value > top:
-                self.filter_slider.value = top
-            self.filter_slider.max = top
-
-    def _on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "inspect":
-            try:
-                self.inspect(self.data.layer_names[int(content["layer"])], int(content["channel"]),
-                             (int(content["row"]), int(content["col"])))
-            except (KeyError, ValueError, TypeError, IndexError) as exc:
-                self.canvas.inspection = {"ok": False, "message": str(exc)}
-
-    # -- state --------------------------------------------------------------
     @property
     def state(self) -> dict[str, Any]:
         """The current choice: image, layer, channel, view, norm and snapshot (indices)."""
@@ -284,16 +109,6 @@ class Explorer(widgets.VBox):
         return Perturbation(shift_x=float(c["shift_x"].value), shift_y=float(c["shift_y"].value),
                             rotate=float(c["rotate"].value), scale=float(c["scale"].value),
                             erase=int(c["erase"].value), noise=float(c["noise"].value))
-
-    def reset_perturbation(self) -> None:
-        """Put the perturbation sliders back to 'no change' (one redraw)."""
-        defaults = {"shift_x": 0, "shift_y": 0, "rotate": 0, "scale": 1.0, "erase": 0,
-                    "noise": 0.0}
-        changed = [k for k, v in defaults.items() if self.perturb_controls[k].value != v]
-        for i, k in enumerate(changed):
-            self._suspend_redraw = i < len(changed) - 1
-            self.perturb_controls[k].value = defaults[k]
-        self._suspend_redraw = False
 
     @property
     def images(self):
@@ -325,11 +140,39 @@ class Explorer(widgets.VBox):
         k = int(probs.argmax())
         return self.data.class_name(k), float(probs[k])
 
-    # -- sending ------------------------------------------------------------
+    def __repr__(self) -> str:
+        # the text a notebook viewer shows where the live widget cannot run
+        return "featviz explorer: a live widget (run the notebook to use it)"
+
+    def caption(self) -> list[str]:
+        """The current state in words, as written above :meth:`snapshot`'s picture."""
+        from .explorer_still import describe
+
+        return describe(self)
+
+    def snapshot(self, caption: bool = True) -> Any:
+        """A still picture of the current state (a matplotlib ``Figure``), for readers where
+        widgets do not run: the same colours, layout and words as the live widget."""
+        from .explorer_still import still
+
+        if not self.ok:
+            raise ExplorerError(self.problem)
+        return still(self, caption=caption)
+
+
+class ExplorerPicture:
+    """What an explorer sends to its picture (:class:`ExplorerView`): the activations of
+    the current state, once per image, training moment and perturbation, and the
+    convolution inspector's answers (``data``, ``canvas`` and ``message`` are set by
+    :class:`Explorer`)."""
+
+    sent: int
+    _suspend_redraw: bool
+
     def redraw(self) -> None:
         """Send the activations of the current image, moment and perturbation to the
         browser (one message). Problems are shown in ``message``, never raised."""
-        if not self.ok or getattr(self, "_suspend_redraw", False):
+        if not self.ok or self._suspend_redraw:
             return
         s = self.state
         try:
@@ -358,24 +201,107 @@ class Explorer(widgets.VBox):
         self.canvas.inspection = found
         return found
 
-    def __repr__(self) -> str:
-        # the text a notebook viewer shows where the live widget cannot run
-        return "featviz explorer: a live widget (run the notebook to use it)"
+    def _on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "inspect":
+            try:
+                self.inspect(self.data.layer_names[int(content["layer"])], int(content["channel"]),
+                             (int(content["row"]), int(content["col"])))
+            except (KeyError, ValueError, TypeError, IndexError) as exc:
+                self.canvas.inspection = {"ok": False, "message": str(exc)}
 
-    def caption(self) -> list[str]:
-        """The current state in words, as written above :meth:`snapshot`'s picture."""
-        from .explorer_still import describe
 
-        return describe(self)
+class Explorer(ExplorerState, ExplorerPicture, widgets.VBox):
+    """The feature-map explorer widget; build it with :func:`explorer`.
 
-    def snapshot(self, caption: bool = True) -> Any:
-        """A still picture of the current state (a matplotlib ``Figure``), for readers where
-        widgets do not run: the same colours, layout and words as the live widget."""
-        from .explorer_still import still
+    Controls (public attributes): ``image_slider``, ``digit_chooser`` (None without
+    labels), ``layer_dropdown``, ``filter_slider``, ``view``, ``norm`` (the colour
+    scale), ``time_slider`` (None without snapshots), ``perturb_controls``
+    (``{"shift_x", "shift_y", "rotate", "scale", "erase", "noise"}`` sliders) and
+    ``reset_button``; ``canvas`` is the :class:`ExplorerView`; ``message`` shows what
+    is wrong, when something is. ``ok`` is False when the explorer could not start.
+    The queries (``state``, ``input()``, ``prediction()``, ``snapshot()``, ...) are
+    those of :class:`ExplorerState`; ``redraw()`` and ``inspect()`` those of
+    :class:`ExplorerPicture`.
+    """
 
-        if not self.ok:
-            raise ExplorerError(self.problem)
-        return still(self, caption=caption)
+    def __init__(self, model: nn.Module | None, images: Any = None, labels: Any = None, *,
+                 snapshots: Any = "default", layers: Any = None, layer: str | None = None,
+                 view: str = "grid", norm: str = "shared",
+                 classes: Sequence[str] | None = None, cache_mb: float = 256.0) -> None:
+        super().__init__()
+        self.add_class("featviz-explorer")
+        self.message = widgets.HTML(value="")
+        self.message.add_class("featviz-message")
+        self.ok, self.problem = False, ""
+        self.image_slider = self.digit_chooser = self.layer_dropdown = None
+        self.filter_slider = self.view = self.norm = self.time_slider = None
+        self.reset_button = None
+        self.perturb_controls: dict[str, widgets.Widget] = {}
+        self.canvas = ExplorerView()
+        self.sent = 0  # payloads sent to the browser: one per image / moment / perturbation
+        self._suspend_redraw = False
+        try:
+            if view not in _VIEWS:
+                raise ExplorerError(f"view must be 'grid' or 'single', got {view!r}.")
+            if norm not in _SCALES:
+                raise ExplorerError(f"norm must be 'shared' or 'per-map', got {norm!r}.")
+            self.data = ExplorerData(model, images, labels, snapshots=snapshots, layers=layers,
+                                     classes=classes, cache_mb=cache_mb)
+            if layer is not None and layer not in self.data.layer_names:
+                raise ExplorerError(f"layer {layer!r} has no feature maps to show; choose one "
+                                    f"of {', '.join(self.data.layer_names)}.")
+        except ExplorerError as exc:
+            self._fail(str(exc))
+            return
+        self.ok = True
+        self._build(make_controls(self.data, layer or self.data.layer_names[0], view, norm))
+        self.redraw()
+
+    # -- building -----------------------------------------------------------
+    def _build(self, c: Controls) -> None:
+        self.image_slider, self.digit_chooser = c.image_slider, c.digit_chooser
+        self.layer_dropdown, self.filter_slider = c.layer_dropdown, c.filter_slider
+        self.view, self.norm, self.time_slider = c.view, c.norm, c.time_slider
+        self.perturb_controls, self.reset_button = c.perturb, c.reset_button
+        self._sync = ControlSync(c, self.data)
+        self._connect()
+        self.children = [
+            widgets.HTML(_CSS),
+            *[widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap")) for row in c.rows],
+            self.message, self.canvas,
+        ]
+
+    def _connect(self) -> None:
+        v = self.canvas
+        v.cmap_names = list(_COLORMAPS)
+        v.colormaps = b"".join(colormap_table(n) for n in _COLORMAPS)
+        v.filter_control = self.filter_slider
+        # what the browser draws follows these controls there, without the kernel
+        v.layer_index, v.channel = self.layer_dropdown.index, self.filter_slider.value
+        v.view_index, v.scale_index = self.view.index, self.norm.index
+        self._links = [widgets.jslink((self.layer_dropdown, "index"), (v, "layer_index")),
+                       widgets.jslink((self.filter_slider, "value"), (v, "channel")),
+                       widgets.jslink((self.view, "index"), (v, "view_index")),
+                       widgets.jslink((self.norm, "index"), (v, "scale_index"))]
+        # the kernel is asked only for a new image, training moment or perturbation
+        for w in (self.image_slider, self.time_slider, *self.perturb_controls.values()):
+            if w is not None:
+                w.observe(lambda _: self.redraw(), names="value")
+        self.reset_button.on_click(lambda _: self.reset_perturbation())
+        v.on_msg(self._on_view_msg)
+
+    def _fail(self, text: str) -> None:
+        self.problem = text
+        self.message.value = "<b>The explorer cannot start:</b> " + html.escape(text)
+        self.children = [widgets.HTML(_CSS), self.message]
+
+    def reset_perturbation(self) -> None:
+        """Put the perturbation sliders back to 'no change' (one redraw)."""
+        changed = [k for k, v in NO_CHANGE.items() if self.perturb_controls[k].value != v]
+        for i, k in enumerate(changed):
+            self._suspend_redraw = i < len(changed) - 1
+            self.perturb_controls[k].value = NO_CHANGE[k]
+        self._suspend_redraw = False
 
 
 def explorer(

@@ -14,7 +14,7 @@ lifts) as one byte per pixel. The kernel makes the model input the way the
 MNIST digits were made (:func:`featviz.mnist_style`), runs the model once and
 sends back the prediction, the probabilities, the 28x28 input and the chosen
 layer's maps as uint8 with an offset and a scale per map
-(:mod:`featviz.widgets._payload`). The browser paints the maps with colour
+(:mod:`featviz.widgets.sketchpad_reader`, :mod:`featviz.widgets._payload`). The browser paints the maps with colour
 tables computed once from matplotlib, following the colour policy of
 :mod:`featviz._style`, so they look as they do in ``featviz.plot_feature_maps``.
 """
@@ -26,28 +26,22 @@ from typing import Any, Sequence
 import anywidget
 import ipywidgets as widgets
 import numpy as np
-import torch
-import torch.nn.functional as F
 import traitlets
 from torch import Tensor, nn
 
-from .._style import POSITIVE_CMAP, SIGNED_CMAP, color_scale, fmt, grid_shape
-from .._torch import inference_mode, model_device, model_dtype, to_numpy
-from ..hooks import activations
+from .._style import POSITIVE_CMAP, SIGNED_CMAP
+from .._torch import to_numpy
 from ..perturbation import mnist_style
-from ._payload import colormap_table, dequantize, quantize
+from ._payload import colormap_table, dequantize
+from .sketchpad_reader import (MAX_MAPS, SketchError, SketchReader, input_picture, maps_message,
+                               prediction_of)
 
-__all__ = ["Sketchpad", "sketchpad", "stroke_pixels", "RESOLUTION", "MAX_MAPS"]
+__all__ = ["Sketchpad", "SketchpadState", "sketchpad", "stroke_pixels", "RESOLUTION", "MAX_MAPS"]
 
 RESOLUTION = 140     # the drawing's pixels per side: 5 per pixel of the 28x28 input
 BRUSH = 12           # pen width in drawing pixels at RESOLUTION (MNIST strokes: ~2 of 20)
-MAX_MAPS = 64        # maps sent for a wide layer (the first ones); the title says how many
 _EMPTY = 1 / 255     # a drawing whose ink never reaches one grey level is empty
-_DEFAULT_SIZE = {1: 28, 3: 64}  # input side for models that do not say (grey, colour)
-
-
-class SketchpadError(ValueError):
-    """A state the sketchpad cannot show; its message is shown in the widget."""
+SketchpadError = SketchError  # a state the sketchpad cannot show; shown in the widget
 
 
 # --------------------------------------------------------------------------- drawing
@@ -105,39 +99,6 @@ def _as_pixels(pixels: Any) -> np.ndarray:
     return np.rint(np.clip(arr, 0, 1) * 255).astype(np.uint8)
 
 
-# --------------------------------------------------------------------------- the model
-
-def _input_shape(model: nn.Module, input_size: Any) -> tuple[int, int, int]:
-    """``(C, H, W)`` the model takes: its ``input_shape`` if it says, else its first conv's
-    channels and 28x28 (grey) or 64x64 (colour); ``input_size`` overrides H and W."""
-    shape = getattr(model, "input_shape", None)
-    if shape is not None and len(shape) == 3:
-        c, h, w = (int(v) for v in shape)
-    else:
-        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-        c = first.in_channels if first is not None else 1
-        h = w = _DEFAULT_SIZE.get(c, 64)
-    if input_size is not None:
-        h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
-    return c, int(h), int(w)
-
-
-def _model_input(x28: Tensor, shape: tuple[int, int, int]) -> Tensor:
-    """The 28x28 MNIST-style input made the model's shape: resized, copied to each channel."""
-    c, h, w = shape
-    x = x28
-    if (h, w) != (28, 28):
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-    return x.expand(1, c, h, w).contiguous() if c != 1 else x
-
-
-def _feature_layers(model: nn.Module, x: Tensor) -> list[tuple[str, tuple[int, ...]]]:
-    """``[(name, (C, H, W))]`` of the layers whose output is a stack of maps."""
-    acts = activations(model, x)
-    return [(name, tuple(t.shape[1:])) for name, t in acts.items()
-            if "#" not in name and t.dim() == 4]
-
-
 # --------------------------------------------------------------------------- the widget
 
 def _bytes_from_json(value: Any, widget: Any) -> bytes | None:
@@ -145,15 +106,21 @@ def _bytes_from_json(value: Any, widget: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
-class Sketchpad(anywidget.AnyWidget):
-    """Draw a digit; the model's prediction, probabilities and one layer's maps follow.
+def _layer_chooser() -> widgets.Dropdown:
+    chooser = widgets.Dropdown(description="feature maps of", style={"description_width": "initial"},
+                               layout=widgets.Layout(width="max-content"))
+    chooser.add_class("featviz-sketchpad-layer")
+    return chooser
 
-    Made by :func:`sketchpad`. Python side: ``pixels`` (the drawing, settable),
-    ``image`` (the model input), ``prediction``, ``probabilities``, ``layer``,
-    ``brush``, ``maps``, ``message``, :meth:`draw`, :meth:`clear`, :meth:`snapshot`.
-    Displaying it shows the layer chooser (``layer_dropdown``, an ipywidgets
-    Dropdown) above the pad.
-    """
+
+class SketchpadState(anywidget.AnyWidget):
+    """What the page and the kernel share: the drawing (``pixels``, settable, and
+    :meth:`draw` / :meth:`clear`, which set it), the brush, the layer, and what the model
+    made of the drawing (``image``, ``prediction``, ``probabilities``, ``maps``; a still of
+    it all from :meth:`snapshot`). :class:`Sketchpad` answers each new drawing."""
+
+    _image: Tensor
+    _quantized: Any
 
     _esm = Path(__file__).with_name("sketchpad.js")
     _css = Path(__file__).with_name("sketchpad.css")
@@ -177,95 +144,6 @@ class Sketchpad(anywidget.AnyWidget):
     _answered = traitlets.Int(0).tag(sync=True)
     _version = traitlets.Int(0).tag(sync=True)
 
-    def __init__(self, model: nn.Module | None, layer: str = "conv1", *,
-                 classes: Sequence[Any] | None = None, input_size: Any = None,
-                 resolution: int = RESOLUTION) -> None:
-        super().__init__(_luts={name: colormap_table(name) for name in
-                                (POSITIVE_CMAP, SIGNED_CMAP, "gray")})
-        self._model: nn.Module | None = None
-        self._shape = (1, 28, 28)
-        self._layers: list[tuple[str, tuple[int, ...]]] = []
-        self._image = mnist_style(np.zeros((28, 28), np.float32))
-        self._quantized = None
-        self._dtype: torch.dtype | None = None
-        self._problem = ""
-        self.layer_dropdown = widgets.Dropdown(description="feature maps of",
-                                               style={"description_width": "initial"},
-                                               layout=widgets.Layout(width="max-content"))
-        self.layer_dropdown.add_class("featviz-sketchpad-layer")
-        try:
-            self._setup(model, layer, classes, input_size)
-        except SketchpadError as exc:
-            self._model, self._problem = None, f"The sketchpad cannot use this model: {exc}"
-        except Exception as exc:  # noqa: BLE001 - the widget shows it instead of a traceback
-            self._model = None
-            self._problem = f"The sketchpad cannot use this model: {type(exc).__name__}: {exc}"
-        with self.hold_sync():
-            self.message = self._problem
-            self._ink_shape = [int(resolution), int(resolution)]
-            self._ink = bytes(int(resolution) ** 2)
-        # every drawing sent bumps _seq, even one equal to the last (a pen lifted in place)
-        self.observe(self._on_ink, names="_seq")
-        self.observe(self._on_layer, names="layer")
-        self._on_ink()
-        self._view = widgets.VBox([self.layer_dropdown, self],
-                                  layout=widgets.Layout(width="max-content"))
-        self._view.add_class("featviz-sketchpad-view")
-
-    # ----------------------------------------------------------------- setup
-    def _setup(self, model: Any, layer: str, classes: Any, input_size: Any) -> None:
-        if model is None:
-            from ..models import pretrained
-
-            model = pretrained()
-        if not isinstance(model, nn.Module):
-            raise SketchpadError(f"it must be a torch nn.Module, got {type(model).__name__}; "
-                                 "pass one, for example featviz.pretrained().")
-        self._model = model
-        self._shape = _input_shape(model, input_size)
-        notes = []
-        if self._shape[0] != 1 or self._shape[1:] != (28, 28):
-            c, h, w = self._shape
-            notes.append(f"This model takes {c}×{h}×{w} inputs: the drawing is made 28×28 the "
-                         f"MNIST way, then resized to {h}×{w}"
-                         + (f" and copied to {c} channels" if c > 1 else "")
-                         + ". Its prediction means something only if it was trained on digits.")
-        self._image = self._to_input(np.zeros((28, 28), np.float32))
-        with inference_mode(model), torch.no_grad():
-            self._layers = _feature_layers(model, self._image)
-        names = [name for name, _ in self._layers]
-        self.layer_dropdown.options = [(self._label(name, s), name) for name, s in self._layers]
-        if not names:
-            notes.append("This model has no layer with feature maps (an output of shape "
-                         "(N, C, H, W)): the sketchpad shows its prediction only.")
-        elif layer not in names:
-            notes.append(f"The model has no layer {layer!r} with feature maps; showing "
-                         f"{names[0]!r}. Its layers with maps: {', '.join(names[:12])}"
-                         + (" …" if len(names) > 12 else "") + ".")
-            layer = names[0]
-        if names:
-            self.layer = layer
-            self.layer_dropdown.value = layer
-            # a kernel round trip either way: only the chosen layer's maps are sent
-            traitlets.link((self.layer_dropdown, "value"), (self, "layer"))
-        if classes is not None:
-            self.classes = [str(c) for c in classes]
-        self._problem = " ".join(notes)
-
-    @staticmethod
-    def _label(name: str, shape: tuple[int, ...]) -> str:
-        c, h, w = shape
-        return f"{name}  ({c} maps {h}×{w})"
-
-    def _to_input(self, pixels: np.ndarray) -> Tensor:
-        x = _model_input(mnist_style(pixels), self._shape)
-        if self._model is not None:
-            if self._dtype is None:  # looked up once: it walks every parameter
-                self._dtype = model_dtype(self._model)
-            x = x.to(model_device(self._model), self._dtype)
-        return x
-
-    # ----------------------------------------------------------------- the drawing
     @property
     def pixels(self) -> np.ndarray:
         """The drawing, float32 ``(H, W)`` in [0, 1] (ink = 1), in steps of 1/255.
@@ -309,85 +187,6 @@ class Sketchpad(anywidget.AnyWidget):
         (within half a quantisation step of the layer's output); None when empty."""
         return None if self._quantized is None else dequantize(self._quantized)
 
-    # ----------------------------------------------------------------- updates
-    def _on_ink(self, change: dict | None = None) -> None:
-        try:
-            self._update()
-        except Exception as exc:  # noqa: BLE001 - shown in the widget, never a traceback
-            with self.hold_sync():
-                self.message = f"The model could not read the drawing: {type(exc).__name__}: {exc}"
-                self._answered = self._seq
-                self._version += 1
-
-    def _on_layer(self, change: dict) -> None:
-        self._on_ink()
-
-    def _update(self) -> None:
-        pixels = self.pixels
-        drawn = bool(pixels.max() >= _EMPTY)
-        self._image = self._to_input(pixels)
-        out = self._forward(self._image) if self._model is not None and drawn else None
-        with self.hold_sync():
-            self._send_input()
-            if out is None:
-                self.prediction, self.probabilities = None, []
-                self._quantized, self._maps, self._maps_meta = None, b"", {}
-            else:
-                self._send_output(*out)
-            self.message = self._problem
-            self._answered = self._seq
-            self._version += 1
-
-    def _forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        model = self._model
-        assert model is not None
-        wanted = [self.layer] if any(self.layer == name for name, _ in self._layers) else []
-        with inference_mode(model), torch.no_grad():
-            if wanted:
-                acts = activations(model, x, wanted)
-                return acts.output, acts[self.layer][0]
-            return model(x), None
-
-    def _send_input(self) -> None:
-        x = self._image[0].float().cpu()
-        if self._shape == (1, 28, 28):  # the MNIST input: its own pixels, undone normalisation
-            from ..data import mnist_denormalize
-
-            grey = mnist_denormalize(x)[0]
-        else:
-            grey = x.mean(0)
-            lo, hi = float(grey.min()), float(grey.max())
-            grey = (grey - lo) / (hi - lo) if hi > lo else grey * 0
-        self._input_shape = list(grey.shape)
-        self._input = (grey.clamp(0, 1) * 255).round().to(torch.uint8).numpy().tobytes()
-
-    def _send_output(self, logits: Any, maps: Tensor | None) -> None:
-        logits = torch.as_tensor(logits).detach().float().cpu()
-        if logits.dim() != 2 or logits.shape[0] != 1 or logits.shape[1] < 2:
-            self.prediction, self.probabilities = None, []
-            self._problem = (f"The model's output has shape {tuple(logits.shape)}, not "
-                             "(1, classes): the sketchpad shows no prediction.")
-        else:
-            probs = torch.softmax(logits[0], 0)
-            self.probabilities = [round(float(p), 6) for p in probs]
-            self.prediction = int(probs.argmax())
-        if maps is None:
-            self._quantized, self._maps, self._maps_meta = None, b"", {}
-            return
-        arr = to_numpy(maps[:MAX_MAPS])
-        # the colour policy of the static figures: one scale for the layer (limits()'s
-        # "shared"), diverging around 0 when the maps are signed
-        cmap, lo, hi = color_scale(arr)
-        q = quantize(arr)
-        rows, cols = grid_shape(len(arr), max_cols=8 if len(arr) <= 32 else 16)
-        self._quantized = q
-        self._maps = q.data
-        self._maps_meta = {**q.meta(), "layer": self.layer, "total": int(maps.shape[0]),
-                           "cmap": cmap, "vmin": lo, "vmax": hi,
-                           "ticks": [fmt(lo), fmt(0.0), fmt(hi)],
-                           "rows": rows, "cols": cols}
-
-    # ----------------------------------------------------------------- display
     def __repr__(self) -> str:
         # the text a notebook viewer shows where the live widget cannot run
         return "featviz sketchpad: a live widget (run the notebook to draw)"
@@ -399,6 +198,91 @@ class Sketchpad(anywidget.AnyWidget):
         from .sketchpad_still import still
 
         return still(self)
+
+
+class Sketchpad(SketchpadState):
+    """Draw a digit; the model's prediction, probabilities and one layer's maps follow.
+
+    Made by :func:`sketchpad`. Python side: ``pixels`` (the drawing, settable),
+    ``image`` (the model input), ``prediction``, ``probabilities``, ``layer``,
+    ``brush``, ``maps``, ``message``, :meth:`draw`, :meth:`clear`, :meth:`snapshot`.
+    Displaying it shows the layer chooser (``layer_dropdown``, an ipywidgets
+    Dropdown) above the pad. The model side is a :class:`SketchReader`.
+    """
+
+    def __init__(self, model: nn.Module | None, layer: str = "conv1", *,
+                 classes: Sequence[Any] | None = None, input_size: Any = None,
+                 resolution: int = RESOLUTION) -> None:
+        super().__init__(_luts={name: colormap_table(name) for name in
+                                (POSITIVE_CMAP, SIGNED_CMAP, "gray")})
+        self._reader: SketchReader | None = None
+        self._image = mnist_style(np.zeros((28, 28), np.float32))
+        self._quantized = None
+        self._problem = ""
+        self.layer_dropdown = _layer_chooser()
+        try:
+            self._setup(SketchReader(model, input_size), layer, classes)
+        except SketchError as exc:
+            self._problem = f"The sketchpad cannot use this model: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the widget shows it instead of a traceback
+            self._reader = None
+            self._problem = f"The sketchpad cannot use this model: {type(exc).__name__}: {exc}"
+        with self.hold_sync():
+            self.message = self._problem
+            self._ink_shape = [int(resolution), int(resolution)]
+            self._ink = bytes(int(resolution) ** 2)
+        # every drawing sent bumps _seq, even one equal to the last (a pen lifted in place)
+        self.observe(self._on_ink, names="_seq")
+        self.observe(self._on_ink, names="layer")
+        self._on_ink()
+        self._view = widgets.VBox([self.layer_dropdown, self],
+                                  layout=widgets.Layout(width="max-content"))
+        self._view.add_class("featviz-sketchpad-view")
+
+    def _setup(self, reader: SketchReader, layer: str, classes: Any) -> None:
+        self._reader = reader
+        self._image = reader.to_input(np.zeros((28, 28), np.float32))
+        self.layer_dropdown.options = [(f"{name}  ({c} maps {h}×{w})", name)
+                                       for name, (c, h, w) in reader.layers]
+        if reader.layers:
+            self.layer = self.layer_dropdown.value = reader.choose(layer)
+            # a kernel round trip either way: only the chosen layer's maps are sent
+            traitlets.link((self.layer_dropdown, "value"), (self, "layer"))
+        if classes is not None:
+            self.classes = [str(c) for c in classes]
+        self._problem = " ".join(reader.notes)
+
+    def _on_ink(self, change: dict | None = None) -> None:
+        try:
+            self._update()
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, never a traceback
+            with self.hold_sync():
+                self.message = f"The model could not read the drawing: {type(exc).__name__}: {exc}"
+                self._answered = self._seq
+                self._version += 1
+
+    def _update(self) -> None:
+        pixels, reader = self.pixels, self._reader
+        self._image = reader.to_input(pixels) if reader is not None else mnist_style(pixels)
+        out = None
+        if reader is not None and pixels.max() >= _EMPTY:
+            out = reader.read(self._image, self.layer)
+        with self.hold_sync():
+            self._input_shape, self._input = input_picture(
+                self._image, reader.shape if reader is not None else (1, 28, 28))
+            self._send_output(*(out or (None, None)))
+            self.message = self._problem
+            self._answered = self._seq
+            self._version += 1
+
+    def _send_output(self, logits: Any, maps: Tensor | None) -> None:
+        self.prediction, self.probabilities, problem = (None, [], "") if logits is None \
+            else prediction_of(logits)
+        if problem:
+            self._problem = problem
+        self._quantized, self._maps_meta = (None, {}) if maps is None \
+            else maps_message(maps, self.layer)
+        self._maps = b"" if self._quantized is None else self._quantized.data
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # the layer chooser is a standard Dropdown, shown above the pad
