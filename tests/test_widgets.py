@@ -14,10 +14,11 @@ from torch import nn
 import featviz
 from featviz import selfcheck
 from featviz._style import color_scale, limits
-from featviz.widgets._payload import colormap_table, dequantize, quantize
 
 widgets = pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
+
+from featviz.widgets._payload import colormap_table, dequantize, quantize  # noqa: E402
 
 
 # --------------------------------------------------------------------------- payload

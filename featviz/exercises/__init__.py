@@ -38,7 +38,7 @@ import torch
 __all__ = [
     "Exercise", "Verdict", "Wrong", "NotAnswered", "NOT_ANSWERED", "as_int", "as_number",
     "expect_equal", "as_choice", "is_stub", "need_function", "call", "expect_close", "as_tensor_answer",
-    "HookSpy", "ModeGuard", "Questionnaire", "Reading",
+    "HookSpy", "ModeGuard", "call_on_model", "Questionnaire", "Reading",
 ]
 
 NOT_ANSWERED = Ellipsis
@@ -256,6 +256,30 @@ class ModeGuard:
     def restore(self) -> None:
         for _, m, mode in self.modes:
             m.training = mode
+
+
+def call_on_model(fn: Callable[..., Any], model: torch.nn.Module, x: torch.Tensor, *args: Any,
+                  returns: str, hook_fix: str, also: Callable[[], None] | None = None) -> Any:
+    """``fn(model, x, *args)`` on a copy of the images ``x``, then what a function given a
+    model must not do: change the model's train/eval modes, fail ``also()`` (the exercise's
+    own check, raising :class:`Wrong`), change the images in place, leave a hook on the
+    model (``hook_fix`` says how to remove it). Modes and hooks are put back either way."""
+    guard, spy = ModeGuard(model), HookSpy(model.modules())
+    xin = x.clone()
+    try:
+        got = call(fn, model, xin, *args, returns=returns)
+        guard.check()
+        if also is not None:
+            also()
+        if not torch.equal(xin, x):
+            raise Wrong("your function changed the images it was given in place.")
+        if spy.live_hooks(model, x):
+            raise Wrong(f"a hook you registered is still on the model after your function "
+                        f"returned: {hook_fix}")
+    finally:
+        spy.release()
+        guard.restore()
+    return got
 
 
 # --------------------------------------------------------------------------- exercise

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import (Exercise, HookSpy, ModeGuard, Questionnaire, Wrong, as_choice, as_number, call,
+from . import (Exercise, Questionnaire, Wrong, as_choice, as_number, call, call_on_model,
                expect_close, need_function)
 from . import as_int as _as_int
 from . import reading as _reading
@@ -166,20 +166,9 @@ def _grad_cam_by_hand(answer: Any) -> str:
     x = _cam_inputs()
     for name, target in (("relu2", 3), ("conv2", 8), ("relu1", 4), ("pool2", 9)):
         layer = dict(model.named_modules())[name]
-        guard, spy = ModeGuard(model), HookSpy(model.modules())
-        xin = x.clone()
-        try:
-            got = call(fn, model, xin, layer, target, returns="the Grad-CAM maps (N, h, w)")
-            guard.check()
-            if not torch.equal(xin, x):
-                raise Wrong("your function changed the images it was given in place.")
-            if spy.live_hooks(model, x):
-                raise Wrong("a hook you registered is still on the model after your function "
-                            "returned: keep its handle and call handle.remove() in a "
-                            "`finally:` block.")
-        finally:
-            spy.release()
-            guard.restore()
+        got = call_on_model(fn, model, x, layer, target, returns="the Grad-CAM maps (N, h, w)",
+                            hook_fix="keep its handle and call handle.remove() in a `finally:` "
+                                     "block.")
         expected = coarse_cam(model, x, name, target)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != tuple(expected.shape) \
                 or not torch.allclose(got.detach().float().cpu(), expected, atol=1e-5, rtol=1e-4):

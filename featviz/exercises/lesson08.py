@@ -7,8 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import (Exercise, HookSpy, ModeGuard, Questionnaire, Wrong, call, expect_close,
-               need_function)
+from . import (Exercise, Questionnaire, Wrong, call, call_on_model, expect_close, need_function)
 from . import as_number as _number
 from . import reading as _reading
 
@@ -170,25 +169,18 @@ def _layer_maps(answer: Any) -> str:
     model, images = tiny_rgb(), rgb_images(3)
     stats = [b.clone() for b in model.buffers()]
     for layer in ("conv1", "relu1", "bn2", "pool2"):
-        guard, spy = ModeGuard(model), HookSpy(model.modules())
-        x = images.clone()
-        try:
-            got = call(fn, model, x, layer, returns=f"the maps of {layer} (N, C, H, W)")
-            guard.check()
-            if not all(torch.equal(b, s) for b, s in zip(model.buffers(), stats)):
-                raise Wrong("your function changed the model's batch-norm statistics: it ran "
-                            "the model in train mode. Leave the model in eval mode.")
-            if not torch.equal(x, images):
-                raise Wrong("your function changed the images it was given in place.")
-            if spy.live_hooks(model, images):
-                raise Wrong("a hook you registered is still on the model: remove it in a "
-                            "`finally:` block, or use featviz.capture / featviz.activations, "
-                            "which remove theirs.")
-        finally:
-            spy.release()
-            guard.restore()
+        got = call_on_model(fn, model, images, layer, returns=f"the maps of {layer} (N, C, H, W)",
+                            hook_fix="remove it in a `finally:` block, or use featviz.capture / "
+                                     "featviz.activations, which remove theirs.",
+                            also=lambda: _same_statistics(model, stats))
         _compare_maps(got, model, images, layer)
     return "Right for a conv, a ReLU, a batch-norm and a pooling layer of TinyRGB."
+
+
+def _same_statistics(model: nn.Module, stats: list[torch.Tensor]) -> None:
+    if not all(torch.equal(b, s) for b, s in zip(model.buffers(), stats)):
+        raise Wrong("your function changed the model's batch-norm statistics: it ran "
+                    "the model in train mode. Leave the model in eval mode.")
 
 
 def _reference_maps(model: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:

@@ -7,34 +7,12 @@ kernel sends a layer's feature maps once, compactly
 colour scale from them, so those controls need no kernel round trip.
 
 This package is the only part of featviz that imports ipywidgets and
-anywidget; ``import featviz`` never loads it. Names load lazily.
+anywidget; ``import featviz`` never loads it: ``featviz.explorer`` and
+``featviz.sketchpad`` import it on first use.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .explorer_widget import Explorer, ExplorerError, explorer
+from .sketchpad_widget import Sketchpad, sketchpad
 
-# public name -> submodule that defines it (submodules are named apart from them)
-_EXPORTS: dict[str, str] = {
-    "explorer": "explorer_widget",
-    "Explorer": "explorer_widget",
-    "ExplorerError": "explorer_widget",
-    "sketchpad": "sketchpad_widget",
-    "Sketchpad": "sketchpad_widget",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        value = getattr(module, name)
-        # cache the name on the package, so the next lookup skips this function
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = ["Explorer", "ExplorerError", "Sketchpad", "explorer", "sketchpad"]

@@ -388,7 +388,7 @@ class ExplorerData:
         the caller's modes restored after; the capture is reused from pass to pass)."""
         try:
             return self._passes(model, x, self.spec)
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except (TypeError, ValueError, RuntimeError, KeyError) as exc:  # KeyError: a layer gone
             raise ExplorerError(
                 f"{who} could not run on image {index} (shape "
                 f"{tuple(self.images[index].shape)}): {exc}"
