@@ -550,6 +550,17 @@ def plot_feature_maps(
                     subtitle=" · ".join(bits), image=shown_image)
 
 
+def _channel_order(channels: Any, num: int, where: str = "") -> list[int]:
+    """``channels`` as a list of ints, each a channel of ``num``; ValueError otherwise."""
+    order = [int(c) for c in channels]
+    if not order or any(not 0 <= c < num for c in order):
+        raise ValueError(
+            f"channels must be a non-empty list of channel numbers 0 to {num - 1}{where}, "
+            f"got {list(channels)!r}"
+        )
+    return order
+
+
 def _pick_channels(arr: np.ndarray, channels: Sequence[int] | None, top_k: int | None,
                    max_channels: int) -> tuple[list[int], str]:
     """The channels to draw, in order, and how they were chosen (for the subtitle)."""
@@ -557,13 +568,7 @@ def _pick_channels(arr: np.ndarray, channels: Sequence[int] | None, top_k: int |
     if channels is not None and top_k is not None:
         raise ValueError("pass either channels= or top_k=, not both")
     if channels is not None:
-        order = [int(c) for c in channels]
-        bad = [c for c in order if not 0 <= c < num]
-        if bad or not order:
-            raise ValueError(
-                f"channels must be a non-empty list of channel numbers 0 to {num - 1}, "
-                f"got {list(channels)!r}"
-            )
+        order = _channel_order(channels, num)
         if len(order) <= 6:
             return order, f"channels {', '.join(map(str, order))}"
         return order, f"{len(order)} chosen channels"
@@ -922,13 +927,7 @@ def plot_comparison(
         num = arr.shape[0]
         order = list(range(num))
         if channels is not None:
-            order = [int(c) for c in channels]
-            bad = [c for c in order if not 0 <= c < num]
-            if bad or not order:
-                raise ValueError(
-                    f"channels {list(channels)!r} do not all exist in entries[{name!r}], "
-                    f"which has {num} channels"
-                )
+            order = _channel_order(channels, num, f" in entries[{name!r}]")
         selected.append((str(name), arr[order], order, note))
     counts = {len(o) for _, _, o, _ in selected}
     max_count = max(counts)
