@@ -12,12 +12,39 @@ the engine of the featviz course (``notebooks/``).
 Submodules are named apart from the functions they export (``featviz.hooks``
 defines ``featviz.capture``; ``featviz.selfcheck`` defines ``featviz.doctor``)
 so that importing a submodule never shadows a function. Names are imported lazily, so ``import featviz`` stays cheap and never imports
-ipywidgets or picks a matplotlib backend.
+ipywidgets or picks a matplotlib backend; the ``TYPE_CHECKING`` block below
+shows the same names to IDEs and type checkers.
+
+The library needs only PyTorch, numpy, matplotlib and pillow. The live widgets
+(``explorer``, ``sketchpad``) need ``pip install "featviz[widgets]"``; without
+it, calling them raises an ``ImportError`` that says so.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
+
+if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and type checkers
+    from . import (convolution, data, exercises, explain, geometry, hooks, imagenet, models,
+                   perturbation, plots, resnets, selfcheck, training, widgets)
+    from .convolution import ConvArithmetic, conv_arithmetic
+    from .data import (MNIST_MEAN, MNIST_RANGE, MNIST_STD, data_source, digit_batch,
+                       digit_examples, load_mnist, mnist_denormalize, mnist_normalize,
+                       mnist_tensors)
+    from .explain import grad_cam, maximize_activation, occlusion, saliency, top_activating
+    from .geometry import place_by_receptive_field, receptive_field
+    from .hooks import activations, batched_activations, capture, layers, resolve_layers
+    from .imagenet import WeightsUnavailable, imagenet_model
+    from .models import (SimpleCNN, default_device, load_checkpoint, pretrained,
+                         pretrained_snapshots, save_checkpoint)
+    from .perturbation import mnist_style, perturb
+    from .plots import (plot_attribution_grid, plot_comparison, plot_feature_maps,
+                        plot_filters, plot_images, plot_overlay, plot_top_activating)
+    from .resnets import SmallResNet
+    from .selfcheck import doctor
+    from .training import evaluate, fit, predict
+    from .widgets.explorer_widget import explorer
+    from .widgets.sketchpad_widget import sketchpad
 
 __version__ = "0.1.0"
 
@@ -91,15 +118,47 @@ _SUBMODULES = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
+# the optional front-end packages behind featviz.explorer and featviz.sketchpad
+_WIDGET_PACKAGES = ("ipywidgets", "anywidget")
+WIDGETS_INSTALL = 'pip install "featviz[widgets]"'
+
+
+def _missing_widgets(error: ModuleNotFoundError) -> bool:
+    return (error.name or "").split(".")[0] in _WIDGET_PACKAGES
+
+
+def _widgets_needed(name: str, error: ModuleNotFoundError) -> Callable[..., NoReturn]:
+    """A stand-in for a widget function, raising why it cannot run and how to fix it."""
+    def unavailable(*args: Any, **kwargs: Any) -> NoReturn:
+        raise ImportError(
+            f"featviz.{name} needs the widget packages (ipywidgets and anywidget), but "
+            f"{error.name} is not installed in this Python. Install them with: "
+            f"{WIDGETS_INSTALL}   (in a notebook: %pip install \"featviz[widgets]\", then "
+            f"restart the kernel). capture, plots and explain work without them.",
+            name=error.name) from error
+    unavailable.__name__ = unavailable.__qualname__ = name
+    return unavailable
+
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        module = importlib.import_module(f"featviz.{_EXPORTS[name]}")
+        try:
+            module = importlib.import_module(f"featviz.{_EXPORTS[name]}")
+        except ModuleNotFoundError as error:
+            if not _missing_widgets(error):
+                raise
+            # not cached: once the packages are installed, the next lookup finds the real one
+            return _widgets_needed(name, error)
         value = getattr(module, name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        return importlib.import_module(f"featviz.{name}")
+        try:
+            return importlib.import_module(f"featviz.{name}")
+        except ModuleNotFoundError as error:
+            if _missing_widgets(error) and hasattr(error, "add_note"):  # Python 3.11+
+                error.add_note(f"featviz.{name} needs the widget packages: {WIDGETS_INSTALL}")
+            raise
     raise AttributeError(f"module 'featviz' has no attribute {name!r}")
 
 

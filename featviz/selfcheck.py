@@ -49,7 +49,7 @@ MINIMUM_VERSIONS: dict[str, str] = {
     "torchvision": "0.18",
     "numpy": "1.23",
     "matplotlib": "3.7",
-    "ipywidgets": "8.0",
+    "ipywidgets": "7.6",
     "jupyterlab": "4.0",
 }
 # ipywidgets 8 talks to the JupyterLab extension of jupyterlab_widgets 3
@@ -356,6 +356,8 @@ def _check_jupyterlab() -> Check:
     version = _version("jupyterlab")
     server = _kernel_server() if _in_kernel() else None
     if version is None:
+        if _on_colab():
+            return Check("jupyterlab", OK, "not needed: Colab runs the notebooks")
         if server is not None and server.prefix is not None and not _same_env(server.prefix):
             return Check("jupyterlab", OK,
                          f"not in this kernel's environment; the Jupyter server runs from {pretty_path(server.prefix)}")
@@ -377,6 +379,11 @@ def _same_env(prefix: Path) -> bool:
         return False
 
 
+def _on_colab() -> bool:
+    """Google Colab: its own front end and widget manager, no Jupyter server of ours."""
+    return "google.colab" in sys.modules
+
+
 def _check_widgets() -> Check:
     """Is the widget frontend installed where the Jupyter server runs?"""
     name = "widgets"
@@ -386,6 +393,9 @@ def _check_widgets() -> Check:
         return Check(name, FAIL, "ipywidgets is not installed in this kernel's environment, "
                      "so lesson 05's explorer cannot run",
                      f"{_pip('ipywidgets', 'jupyterlab_widgets', python=sys.executable)}, then restart the kernel.")
+    if _on_colab():
+        return Check(name, OK, f"ipywidgets {ipyw} on Colab, drawn by Colab's widget manager "
+                               "(anywidget switches it on)")
     want = _WIDGET_FRONTEND_MAJOR.get(_major(ipyw) or 0)
     frontend = _version("jupyterlab_widgets")
     here_ok = _importable("jupyterlab_widgets") and frontend is not None
@@ -436,6 +446,8 @@ def _check_anywidget() -> Check:
     if version is None:
         return Check("anywidget", FAIL, f"anywidget is not installed in this kernel's environment: "
                      f"{symptom}.", f"{_pip('anywidget', python=sys.executable)}, then restart JupyterLab.")
+    if _on_colab():
+        return Check("anywidget", OK, f"{version}; on Colab its front end comes with the widget")
     server = _kernel_server() if _in_kernel() else None
     folders, python = _labextension_paths(), sys.executable
     if server is not None and server.prefix is not None and not _same_env(server.prefix):

@@ -1,6 +1,11 @@
-"""`./course lab` serves the course: the URL it prints opens /lab and lists the notebooks."""
+"""`python course.py lab` serves the course: the URL it prints opens /lab and lists the notebooks.
+
+It runs from a clone whose path has a space in it, with this test's own environment as the
+course's (it was set up by `course.py test`, so the launcher finds it ready).
+"""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -22,13 +27,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _mark_ready(env: Path) -> None:
+    """Tell the launcher that ``env`` holds the course's requirements (it runs this test)."""
+    spec = importlib.util.spec_from_file_location("course_launcher", ROOT / "course.py")
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    launcher.requirements_stamp(env, "course").touch()
+
+
 def test_course_lab_serves_the_notebooks(tmp_path):
     port = free_port()
+    clone = tmp_path / "my course clone"   # a space in the path must not matter
+    clone.symlink_to(ROOT, target_is_directory=True)
+    _mark_ready(Path(sys.prefix))
     env = dict(os.environ, PORT=str(port), FEATVIZ_VENV=sys.prefix, HOME=str(tmp_path),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
-    proc = subprocess.Popen([str(ROOT / "course"), "lab"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(clone / "course.py"), "lab"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()

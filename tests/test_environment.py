@@ -25,11 +25,32 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
+def _extra(project: dict, extra: str) -> set[str]:
+    """The packages an extra adds, following the extras it names (``featviz[widgets]``)."""
+    names = set()
+    for requirement in project["optional-dependencies"][extra]:
+        inner = re.fullmatch(r"featviz\[(\w+)\]", requirement.strip())
+        names |= _extra(project, inner.group(1)) if inner else {_name(requirement)}
+    return names
+
+
 def _pyproject() -> tuple[set[str], set[str]]:
+    """(what the course needs: core, widgets and JupyterLab; what the tests add)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = {_name(r) for r in project["dependencies"]}
-    test = {_name(r) for r in project["optional-dependencies"]["test"]}
-    return runtime, test
+    course = {_name(r) for r in project["dependencies"]} | _extra(project, "course")
+    test = _extra(project, "test") - course
+    return course, test
+
+
+def test_the_core_needs_no_notebook_tools():
+    """`pip install featviz` is for scripts too: no widgets, no JupyterLab."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {_name(r) for r in project["dependencies"]}
+    assert core == {"torch", "torchvision", "numpy", "matplotlib", "pillow", "tqdm"}
+    assert _extra(project, "widgets") == {"ipywidgets", "anywidget"}
+    assert "ipywidgets>=7.6" in project["optional-dependencies"]["widgets"], \
+        "Colab ships ipywidgets 7.7: featviz must not force 8"
+    assert _extra(project, "course") == {"ipywidgets", "anywidget", "jupyterlab"}
 
 
 def _conda(path: Path) -> set[str]:
@@ -92,5 +113,5 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     block = re.search(r"```(?:\w+)?\n(.*?)```", readme, re.S)
     assert block, "README.md needs a code block with the two commands"
     lines = [l for l in block.group(1).splitlines() if l.strip() and not l.lstrip().startswith("#")]
-    assert lines == ["./course lab", "./course test"], lines
-    assert "./course test" in (ROOT / ".ci" / "run").read_text()
+    assert lines == ["python course.py lab", "python course.py test"], lines
+    assert "python3 course.py test" in (ROOT / ".ci" / "run").read_text()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -368,3 +369,20 @@ def test_doctor_paths_false_leaves_out_this_machines_folders_and_cores(monkeypat
     bad = selfcheck._without_machine(Check("x", FAIL, "here (/opt/env/bin/python)",
                                            "`/opt/env/bin/python -m pip install ipywidgets`"))
     assert bad.detail == "here" and bad.fix == "`python -m pip install ipywidgets`"
+
+
+def test_on_colab_the_widget_checks_need_no_jupyterlab(healthy_widgets, monkeypatch):
+    """Colab has ipywidgets 7.7 and its own widget manager, and no JupyterLab or labextensions."""
+    healthy_widgets["ipywidgets"] = "7.7.1"
+    healthy_widgets["jupyterlab"] = None
+    monkeypatch.setattr(selfcheck, "_labextension_paths", lambda: [])
+    assert selfcheck._check_widgets().status == FAIL          # a local Jupyter would show plain text
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    widgets, jlab = selfcheck._check_widgets(), selfcheck._check_jupyterlab()
+    assert widgets.status == OK and "7.7.1 on Colab" in widgets.detail
+    assert jlab.status == OK and "Colab" in jlab.detail
+    assert selfcheck._check_anywidget().status == OK
+
+
+def test_ipywidgets_7_is_old_enough():
+    assert selfcheck.MINIMUM_VERSIONS["ipywidgets"] == "7.6"
