@@ -25,8 +25,10 @@ import importlib
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and type checkers
-    from . import (convolution, data, exercises, explain, geometry, hooks, imagenet, models,
-                   perturbation, plots, resnets, selfcheck, training, widgets)
+    from . import convolution as convolution, data as data, exercises as exercises
+    from . import explain as explain, geometry as geometry, hooks as hooks, imagenet as imagenet
+    from . import models as models, perturbation as perturbation, plots as plots
+    from . import netspec as netspec, resnets as resnets, selfcheck as selfcheck, training as training, widgets as widgets
     from .convolution import ConvArithmetic, conv_arithmetic
     from .data import (MNIST_MEAN, MNIST_RANGE, MNIST_STD, data_source, digit_batch,
                        digit_examples, load_mnist, mnist_denormalize, mnist_normalize,
@@ -35,6 +37,7 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
     from .geometry import place_by_receptive_field, receptive_field
     from .hooks import activations, batched_activations, capture, layers, resolve_layers
     from .imagenet import WeightsUnavailable, imagenet_model
+    from .netspec import UnsupportedModel, browser_network, why_not_browser
     from .models import (SimpleCNN, default_device, load_checkpoint, pretrained,
                          pretrained_snapshots, save_checkpoint)
     from .perturbation import mnist_style, perturb
@@ -102,6 +105,10 @@ _EXPORTS: dict[str, str] = {
     "mnist_style": "perturbation",
     "conv_arithmetic": "convolution",
     "ConvArithmetic": "convolution",
+    # the network in the browser
+    "browser_network": "netspec",
+    "why_not_browser": "netspec",
+    "UnsupportedModel": "netspec",
     # deeper networks
     "SmallResNet": "resnets",
     "imagenet_model": "imagenet",
@@ -113,10 +120,22 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {
     "data", "models", "training", "hooks", "plots", "widgets",
     "explain", "exercises", "selfcheck", "perturbation", "convolution",
-    "geometry", "imagenet", "resnets",
+    "geometry", "imagenet", "resnets", "netspec",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [  # the lazy names below, spelled out (tests/test_package.py holds them equal)
+    "ConvArithmetic", "MNIST_MEAN", "MNIST_RANGE", "MNIST_STD", "SimpleCNN", "SmallResNet",
+    "UnsupportedModel", "WeightsUnavailable", "activations", "batched_activations",
+    "browser_network", "capture", "conv_arithmetic", "data_source", "default_device",
+    "digit_batch", "digit_examples", "doctor", "evaluate", "explorer", "fit", "grad_cam",
+    "imagenet_model", "layers", "load_checkpoint", "load_mnist", "maximize_activation",
+    "mnist_denormalize", "mnist_normalize", "mnist_style", "mnist_tensors", "occlusion",
+    "perturb", "place_by_receptive_field", "plot_attribution_grid", "plot_comparison",
+    "plot_feature_maps", "plot_filters", "plot_images", "plot_overlay", "plot_top_activating",
+    "predict", "pretrained", "pretrained_snapshots", "receptive_field", "resolve_layers",
+    "saliency", "save_checkpoint", "sketchpad", "top_activating", "why_not_browser",
+    "__version__",
+]
 
 # the optional front-end packages behind featviz.explorer and featviz.sketchpad
 _WIDGET_PACKAGES = ("ipywidgets", "anywidget")

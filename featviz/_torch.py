@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd
 
 __all__ = [
     "model_device", "check_device", "model_dtype", "as_tensor", "as_batch", "run_model", "explain_input", "tensors_in",
@@ -30,8 +31,8 @@ _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTrans
 def _first_tensor(model: nn.Module) -> Tensor | None:
     for t in model.parameters():
         return t
-    for t in model.buffers():
-        return t
+    for b in model.buffers():
+        return b
     return None
 
 
@@ -136,7 +137,7 @@ def as_batch(x: Any, model: nn.Module | None = None, *, what: str = "x") -> tupl
     )
 
 
-def _first_conv(model: nn.Module) -> tuple[str, nn.Module] | tuple[None, None]:
+def _first_conv(model: nn.Module) -> tuple[str, _ConvNd] | tuple[None, None]:
     for name, module in model.named_modules():
         if isinstance(module, _CONV_TYPES):
             return name, module

@@ -248,7 +248,7 @@ def conv_arithmetic(model: nn.Module, x: Any, layer: Any, channel: int,
         raise ValueError(f"conv_arithmetic takes one value of one image apart, but x holds "
                          f"{batch.shape[0]} images; pass one of them, e.g. x[0].")
     inp, out = _layer_io(model, conv, batch)
-    r, c = _position(position, tuple(out.shape[-2:]), name)
+    r, c = _position(position, (out.shape[-2], out.shape[-1]), name)
 
     dtype = torch.promote_types(inp.dtype, torch.float32)
     padded = F.pad(inp[0].to("cpu", dtype), _padding(conv), mode=_PAD_MODES[conv.padding_mode])

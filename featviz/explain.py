@@ -227,14 +227,14 @@ def top_activating(
         raise ValueError(f"k must be a positive int, got {k!r}.")
     name, _ = _one_layer(model, layer)
     single = isinstance(channel, int)
-    wanted: list[int] | None = [channel] if single else (
+    wanted: list[int] | None = [channel] if isinstance(channel, int) else (
         None if channel is None else [int(c) for c in channel])
 
     top = None  # running best (values, positions, scan indices), each (m, C[, 2]), m <= k
     pool: dict[int, tuple[torch.Tensor, Any]] = {}  # scan index -> (image, label), if kept
     source = _random_access(data)
     seen = 0
-    spatial = image_size = n_channels = None
+    spatial, image_size, n_channels = False, None, None
     with inference_mode(model, requires_grad=False):
         for images, labels, acts in hooks.batched_activations(
                 model, data, [name], batch_size=batch_size, device=device, reduce="max"):
@@ -258,7 +258,7 @@ def top_activating(
             if source is None:
                 _keep_ranked(pool, top[2], images, labels, seen)
             seen += b
-    if top is None:
+    if top is None or n_channels is None:  # set together, by the first batch
         raise ValueError("data holds no images; top_activating needs at least one.")
 
     rf = None
@@ -510,8 +510,8 @@ class _Keep:
         try:
             low, high = (float(v) for v in value_range)
         except (TypeError, ValueError):
-            low = high = None
-        if low is None or not low < high:
+            low = high = math.nan  # not a pair of numbers: refused below
+        if not low < high:
             raise ValueError(
                 f"value_range must be (low, high) with low < high, or None, got "
                 f"{value_range!r}; for the course's MNIST models use featviz.MNIST_RANGE.")

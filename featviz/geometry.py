@@ -68,7 +68,7 @@ def input_shape(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int
         size = (conv.in_channels if conv is not None else 1, *size)
     if len(size) != 3 or min(size) < 1:
         raise ValueError(f"input_size must be (C, H, W) or (H, W), got {input_size!r}.")
-    return size  # type: ignore[return-value]
+    return size
 
 
 # --------------------------------------------------------------------------- receptive field
@@ -173,7 +173,7 @@ def _transfer(mod: nn.Module, rec: Any, in_shape: torch.Size, out: Any) -> Any:
                 d * (k - 1) // 2 for d, k in zip(mod.dilation, mod.kernel_size))
         else:
             pad = mod.padding
-        return _conv_like(rec, mod.kernel_size, mod.stride, pad, mod.dilation)
+        return _conv_like(rec, _two(mod.kernel_size), _two(mod.stride), _two(pad), _two(mod.dilation))
     if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
         k = _two(mod.kernel_size)
         s = _two(mod.stride if mod.stride is not None else mod.kernel_size)

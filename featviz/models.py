@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx
@@ -35,6 +35,7 @@ class SimpleCNN(nn.Module):
     """
 
     input_shape = (1, 28, 28)
+    featviz_meta: dict[str, Any]  # set by load_checkpoint and pretrained_snapshots
 
     def __init__(self, num_classes: int = 10) -> None:
         super().__init__()
@@ -181,7 +182,8 @@ def load_checkpoint(
             )
         model = _ARCHITECTURES[arch]()
     load_state(model, data["state_dict"], source=f"checkpoint {path}")
-    model.featviz_meta = dict(data.get("meta") or {})
+    # torch types Module.__setattr__ for tensors and modules, but any attribute may be set
+    model.featviz_meta = dict(data.get("meta") or {})  # type: ignore[assignment]
     return model.to(map_location).eval()
 
 
@@ -191,7 +193,7 @@ def pretrained(device: str | torch.device | None = None) -> SimpleCNN:
     Its test accuracy (recorded in ``featviz/assets/manifest.json``) is in
     ``model.featviz_meta["test_accuracy"]``.
     """
-    model = load_checkpoint(verified_asset(PRETRAINED_FILE))
+    model = cast(SimpleCNN, load_checkpoint(verified_asset(PRETRAINED_FILE)))  # the file holds one
     return model.to(device) if device is not None else model
 
 

@@ -32,7 +32,7 @@ shows: ``"channel 7"``, ``"filter 3"``, ``"image 12"``, ``"input"``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 import torch
@@ -289,7 +289,7 @@ def _compose(
 
     # horizontal layout
     x = _IN["margin"]
-    image_x = image_size = None
+    image_x = image_size = 0.0  # the input picture's place, when there is one
     if image is not None:
         image_size = float(np.clip(0.5 * (grid_bottom - grid_top), 1.1, 2.0))
         image_size = min(image_size, max(grid_bottom - grid_top, 1.0))
@@ -298,9 +298,8 @@ def _compose(
     grid_x = x
     grid_w = max(b.cols * panel + (b.cols - 1) * gap for b in blocks)
     x += grid_w
-    cbar_x = None
+    cbar_x = x + _IN["cbar_gap"]  # the colour bar's place, when there is one
     if shared_colorbar or any(b.colorbar for b in blocks):
-        cbar_x = x + _IN["cbar_gap"]
         x = cbar_x + _IN["cbar_w"] + _IN["cbar_text"]
     else:
         x += _IN["margin"]
@@ -753,9 +752,10 @@ def plot_images(
     for i in range(n):
         p = _Panel(axes_label=f"image {i}", data=shown[i], cmap=IMAGE_CMAP, vmin=0.0, vmax=1.0)
         if pred is not None:
-            ok = truth is None or pred[i] == truth[i]
-            p.label = f"pred {name(pred[i])}" if ok else f"pred {name(pred[i])} (true {name(truth[i])})"
-            if not ok:
+            if truth is None or pred[i] == truth[i]:
+                p.label = f"pred {name(pred[i])}"
+            else:
+                p.label = f"pred {name(pred[i])} (true {name(truth[i])})"
                 p.color = WRONG_COLOR
                 wrong += 1
         elif truth is not None:
@@ -992,7 +992,8 @@ def _first_panel(first: Any, channel: int, label: str, score: Any) -> _Panel:
     p = _Panel(axes_label=f"channel {channel} {label}")
     p.label = label if score is None else f"{label} · {fmt(score, 3)}"
     if isinstance(first, nn.Module):
-        k = to_numpy(first.weight[channel], "first.weight")   # (in, kh, kw)
+        weight = cast(torch.Tensor, first.weight)  # a tensor: plot_top_activating checks it
+        k = to_numpy(weight[channel], "first.weight")   # (in, kh, kw)
         k = k.mean(axis=0) if k.shape[0] != 3 else k
         top = float(np.abs(k).max()) or 1.0
         if k.ndim == 3:   # RGB kernel: grey is zero, as in plot_filters

@@ -22,6 +22,7 @@ is reported as a failed check.
 """
 from __future__ import annotations
 
+import functools
 import html
 import importlib.metadata
 import importlib.util
@@ -449,7 +450,8 @@ def _check_anywidget() -> Check:
     if _on_colab():
         return Check("anywidget", OK, f"{version}; on Colab its front end comes with the widget")
     server = _kernel_server() if _in_kernel() else None
-    folders, python = _labextension_paths(), sys.executable
+    folders = _labextension_paths()
+    python: str | Path = sys.executable
     if server is not None and server.prefix is not None and not _same_env(server.prefix):
         shared = [p for p in folders if not _is_under(p, Path(sys.prefix))]
         folders = [server.prefix / "share" / "jupyter" / "labextensions", *shared]
@@ -584,7 +586,7 @@ def _check_imagenet() -> Check:
 def _all_checks() -> list[tuple[str, Callable[[], Check]]]:
     checks: list[tuple[str, Callable[[], Check]]] = [
         ("python", _check_python), ("featviz", _check_featviz)]
-    checks += [(dist, lambda d=dist, w=why: _check_package(d, w)) for dist, why in _PACKAGES]
+    checks += [(dist, functools.partial(_check_package, dist, why)) for dist, why in _PACKAGES]
     checks += [("jupyterlab", _check_jupyterlab), ("widgets", _check_widgets),
                ("anywidget", _check_anywidget),
                ("device", _check_device), ("data", _check_data), ("checkpoints", _check_checkpoints),

@@ -90,7 +90,7 @@ def _describe_bad_data(data: Any, who: str) -> TypeError:
 def _num_examples(data: Any) -> int | None:
     if _is_tensor_pair(data):
         return len(data[0])
-    dataset = data.dataset if isinstance(data, DataLoader) else data
+    dataset: Any = data.dataset if isinstance(data, DataLoader) else data  # may have no len()
     try:
         return len(dataset)
     except TypeError:
@@ -248,7 +248,7 @@ def _notebook_bar_class(base: type) -> type:
     it with the epoch's one-line summary (batches, time, loss and accuracy).
     """
 
-    class NotebookBar(base):  # type: ignore[misc, valid-type]
+    class NotebookBar(base):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["display"] = False
             super().__init__(*args, **kwargs)
@@ -785,14 +785,14 @@ def fit(
     def batches_of() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return _labelled_batches(data, batch_size, dev, "fit", shuffle=True, generator=generator)
 
-    def val() -> dict[str, float]:
-        return evaluate(model, val_data, batch_size=max(batch_size, 500))
+    val = None if val_data is None else functools.partial(
+        evaluate, model, val_data, batch_size=max(batch_size, 500))
 
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices, enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(int(seed))
-        return loop.run(epochs, batches_of, None if val_data is None else val, progress)
+        return loop.run(epochs, batches_of, val, progress)
 
 
 # --------------------------------------------------------------------------- evaluate / predict

@@ -82,3 +82,7 @@ except ImportError as exc:
     assert "capture (2, 16, 24, 24)" in out.stdout
     assert 'error featviz.explorer needs the widget packages' in out.stdout
     assert 'pip install "featviz[widgets]"' in out.stdout
+
+
+def test_all_is_the_lazy_table():
+    assert featviz.__all__ == sorted(featviz._EXPORTS) + ["__version__"]

@@ -31,7 +31,7 @@ import numbers
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -68,7 +68,9 @@ class Verdict:
         return self.ok
 
     def __eq__(self, other: object) -> bool:
-        return self.ok == bool(other) if isinstance(other, (bool, Verdict)) else NotImplemented
+        if isinstance(other, (bool, Verdict)):
+            return self.ok == bool(other)
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self.ok)
@@ -422,7 +424,7 @@ def as_number(answer: Any, what: str = "a number") -> float:
     raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")
 
 
-def as_choice(answer: Any, choices: dict[str, Sequence[str]], what: str) -> str:
+def as_choice(answer: Any, choices: Mapping[str, Sequence[str]], what: str) -> str:
     """A short text answer as one of ``choices`` (``{choice: accepted spellings}``)."""
     if isinstance(answer, bool):
         answer = "yes" if answer else "no"

@@ -128,7 +128,8 @@ def _train_step(answer: Any) -> str:
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=LR)
     names = [name for name, _ in model.named_parameters()]
-    losses, prev_grads = [], None
+    losses: list[float] = []
+    prev_grads: list[torch.Tensor] | None = None
     for step in range(STEPS):
         x, y = images.clone(), labels.clone()
         before = [p.detach().clone() for p in model.parameters()]
@@ -138,7 +139,10 @@ def _train_step(answer: Any) -> str:
             raise Wrong("your function changed the images or labels it was given in place; "
                         "leave its inputs as they are.")
         expected = _one_step(ref, ref_opt, images, labels)
-        grads = [p.grad.detach().clone() for p in ref.parameters()]
+        grads = []
+        for p in ref.parameters():
+            assert p.grad is not None  # _one_step's backward pass reaches every parameter
+            grads.append(p.grad.detach().clone())
         if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
             raise Wrong(f"at step {step + 1} your function returned a loss of {got:.4f}; the "
                         f"cross-entropy of the model's logits on this batch is {expected:.4f}. "
@@ -148,7 +152,8 @@ def _train_step(answer: Any) -> str:
             _explain_frozen(params)
         for name, p, r, g in zip(names, params, ref.parameters(), grads):
             if not torch.allclose(p.detach(), r.detach(), atol=1e-6, rtol=1e-5):
-                _explain_drift(step, name, p, g, prev_grads and prev_grads[names.index(name)])
+                _explain_drift(step, name, p, g,
+                               None if prev_grads is None else prev_grads[names.index(name)])
         prev_grads = grads
         losses.append(got)
     if not losses[-1] < losses[0]:

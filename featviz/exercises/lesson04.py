@@ -227,8 +227,9 @@ def _record_conv2(answer: Any) -> str:
                         "register_forward_hook returns, and call handle.remove().")
     finally:
         spy.release()
-    failing = copy.deepcopy(model)
-    failing.relu2 = _Boom()
+    failing: nn.Module = copy.deepcopy(model)  # its relu2 swapped for a failing layer
+    boom = _Boom()
+    failing.relu2 = boom
     spy = HookSpy(failing.modules())
     try:
         try:
@@ -236,7 +237,7 @@ def _record_conv2(answer: Any) -> str:
         except RuntimeError as exc:
             if "on purpose" not in str(exc):
                 raise
-        failing.relu2.armed = False
+        boom.armed = False
         if spy.live_hooks(failing, x):
             raise Wrong("when the forward pass raises an error, your hook stays on conv2: the "
                         "line that removes it never runs. Put the forward pass in `try:` and "
@@ -303,6 +304,7 @@ def _value_cases() -> list[tuple[torch.Tensor, nn.Conv2d, int, int, int, str]]:
     x2 = torch.randn(16, 12, 12, generator=gen)
     with torch.no_grad():   # biases large enough that forgetting one shows
         for conv in (model.conv1, model.conv2):
+            assert conv.bias is not None  # SimpleCNN's convolutions have biases
             conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen))
     return [(x1, model.conv1, 2, 10, 4, "conv1"), (x1, model.conv1, 7, 0, 0, "conv1"),
             (x1, model.conv1, 15, 23, 23, "conv1"), (x2, model.conv2, 5, 3, 6, "conv2"),
@@ -329,7 +331,8 @@ def _conv_value(answer: Any) -> str:
 
 def _explain_value(value: float, expected: float, x: torch.Tensor, conv: nn.Conv2d, c: int,
                    r: int, q: int, name: str) -> None:
-    w, b = conv.weight.detach()[c], float(conv.bias.detach()[c])
+    w = conv.weight.detach()[c]
+    b = float(conv.bias.detach()[c]) if conv.bias is not None else 0.0
     k = w.shape[-1]
     h, wd = x.shape[-2:]
     where = f"{name}, channel {c}, at (row {r}, col {q})"

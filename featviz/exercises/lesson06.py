@@ -190,7 +190,7 @@ def _rf_cases() -> tuple[tuple[Stack, tuple[int, int], str], ...]:
     return tuple((stack, _reference_rf(stack), what) for stack, what in cases)
 
 
-_RF_SLIPS = (
+_RF_SLIPS: tuple[tuple[dict[str, Any], str], ...] = (
     (dict(start=0), "off by one: start from a size of 1 (one input pixel sees itself), then "
                     "add (kernel - 1) x jump per layer."),
     (dict(grow="k"), "each layer adds (kernel - 1) x jump, not kernel x jump: neighbouring "

@@ -127,7 +127,7 @@ q3 = Exercise(
 def _maps_and_grads(model: nn.Module, x: torch.Tensor, layer: nn.Module, target: int,
                     score: str = "logit") -> tuple[torch.Tensor, torch.Tensor]:
     """A layer's maps and the gradient of the target's score with respect to them."""
-    store = {}
+    store: dict[str, torch.Tensor] = {}
     handle = layer.register_forward_hook(lambda m, i, o: store.update(maps=o))
     try:
         with torch.enable_grad():

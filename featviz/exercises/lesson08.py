@@ -141,6 +141,8 @@ def tiny_rgb(seed: int = 0) -> TinyRGB:
         for p in model.parameters():
             p.copy_(0.3 * torch.randn(p.shape, generator=gen))
         for bn in (model.bn1, model.bn2):
+            # BatchNorm2d tracks running statistics by default
+            assert bn.running_mean is not None and bn.running_var is not None
             bn.running_mean.copy_(0.2 * torch.randn(bn.running_mean.shape, generator=gen))
             bn.running_var.copy_(0.5 + torch.rand(bn.running_var.shape, generator=gen))
     return model.eval()
@@ -247,7 +249,7 @@ def _plot_layer(answer: Any) -> str:
                         f"featviz.plot_feature_maps(...) returns one; plt.show() returns None.")
         maps = _reference_maps(model, images, layer)
         live = [c for c in range(maps.shape[1]) if maps[index, c].abs().max() > 0]
-        panels = _panels(fig, tuple(maps.shape[-2:]))
+        panels = _panels(fig, (maps.shape[-2], maps.shape[-1]))
         if not panels:
             raise Wrong(f"the figure shows no {tuple(maps.shape[-2:])} picture: draw the maps "
                         f"of {layer!r}, one panel per channel.")

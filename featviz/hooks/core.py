@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Callable, Union
+from typing import Any, Callable, Union, cast
 
 import torch
 from torch import Tensor, nn
@@ -71,25 +71,32 @@ class CaptureOptions:
             raise TypeError(f"reduce= takes 'max' or a function of a tensor, got {self.reduce!r}")
 
     def _select(self, name: str, t: Tensor) -> Tensor:
-        n, ch, is_slice = t.shape[1], self.channels, isinstance(self.channels, slice)
-        last = max(ch.start or 0, (ch.stop or 0) - 1) if is_slice else int(ch.max())
-        if last >= n or (not is_slice and int(ch.min()) < -n):
+        # __post_init__ has turned channels= into a slice or a 1-D tensor of indices
+        n, ch = t.shape[1], cast(Union[slice, Tensor], self.channels)
+        if isinstance(ch, slice):
+            last, below = max(ch.start or 0, (ch.stop or 0) - 1), False
+        else:
+            last, below = int(ch.max()), int(ch.min()) < -n
+        if last >= n or below:
             raise ValueError(f"channels={ch.tolist() if isinstance(ch, Tensor) else ch} asks for "
                              f"channel {last} but layer {name!r} has {n} (indices 0..{n - 1}).")
-        if is_slice:
+        if isinstance(ch, slice):
             return t[:, ch]
         return t.index_select(1, ch.to(t.device) % n)
 
     def store(self, name: str, t: Tensor) -> Tensor:
         """``t``, the output of layer ``name``, as these options keep it: always a new tensor."""
+        # __post_init__ has resolved dtype= names and reduce="max" to a dtype and a function
+        dtype = cast(Union[torch.dtype, None], self.dtype)
+        reduce = cast(Union[Callable[[Tensor], Tensor], None], self.reduce)
         src = t = t.detach() if self.detach else t
         if self.channels is not None and t.dim() >= 3:
             t = self._select(name, t)
-        if self.reduce is not None:
-            t = self.reduce(t)
+        if reduce is not None:
+            t = reduce(t)
         fresh = t is not src and t.untyped_storage().data_ptr() != src.untyped_storage().data_ptr()
         # with to_cpu on a GPU the transfer is the copy
-        return t.to("cpu" if self.to_cpu else t.device, self.dtype or t.dtype, copy=not fresh)
+        return t.to("cpu" if self.to_cpu else t.device, dtype or t.dtype, copy=not fresh)
 
 
 @dataclasses.dataclass

@@ -82,8 +82,11 @@ def resolve_layers(model: nn.Module, spec: LayerSpec = None) -> list[str]:
     named = dict(model.named_modules())
     if spec is None:
         return [n for n, m in named.items() if n and is_leaf(m)] or [""]
-    one = isinstance(spec, (str, type, nn.Module)) or not isinstance(spec, Iterable)
-    items = [spec] if one else list(spec)
+    items: list[Any]
+    if isinstance(spec, (str, type, nn.Module)) or not isinstance(spec, Iterable):
+        items = [spec]  # one layer spec
+    else:
+        items = list(spec)
     if not items:
         raise ValueError("layers= is an empty list, so there is nothing to capture. Name the "
                          f"layers to record, e.g. {[n for n in named if n][:2]}, a type such as "

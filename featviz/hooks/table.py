@@ -102,9 +102,12 @@ def layers(model: nn.Module, example_input: Any = None) -> LayerTable:
     """
     check_model(model)
     named = [(n, m) for n, m in model.named_modules() if n]
-    if example_input is None and getattr(model, "input_shape", None) is not None:
-        example_input = torch.zeros(1, *tuple(model.input_shape))
-    shapes, calls, x, output = {}, {}, None, None
+    input_shape = getattr(model, "input_shape", None)
+    if example_input is None and input_shape is not None:
+        example_input = torch.zeros(1, *tuple(input_shape))
+    shapes: dict[str, str] = {}
+    calls: dict[str, int] = {}
+    x, output = None, None
     if example_input is not None:
         def record(name: str, output: Any) -> None:
             calls[name] = calls.get(name, 0) + 1
