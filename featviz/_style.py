@@ -182,10 +182,13 @@ def positive_int(value: Any, name: str) -> int:
 def fmt(v: float, digits: int = 2) -> str:
     """A number written short, for colour-bar ticks and captions.
 
-    ``digits`` significant digits below 100, whole numbers above.
+    ``digits`` significant digits below 100, whole numbers above; a value that rounds
+    up to 100 or more is a whole number too (a tick reads "100", never "1e+02").
+    The browser's ``fmt`` (``featviz/widgets/style.js``) writes the same strings.
 
-    >>> fmt(0.01234), fmt(3.0), fmt(-1.5), fmt(1234.4), fmt(0.01234, digits=3)
-    ('0.012', '3', '-1.5', '1234', '0.0123')
+    >>> fmt(0.01234), fmt(3.0), fmt(-1.5), fmt(1234.4), fmt(0.01234, digits=3), fmt(99.5)
+    ('0.012', '3', '-1.5', '1234', '0.0123', '100')
     """
-    v = float(v)
-    return f"{v:.{digits}g}" if abs(v) < 100 else f"{v:.0f}"
+    v = float(v) + 0.0   # -0.0 reads "0"
+    short = f"{v:.{digits}g}"
+    return short if abs(v) < 100 and "e+" not in short else f"{v:.0f}"

@@ -31,6 +31,7 @@ NODE_TIMEOUT_S = 300
 #: node test file -> (the Python script writing its fixtures, the variable naming their folder)
 SUITES = {
     "forward.test.mjs": ("make_fixtures.py", "FEATVIZ_JS_FIXTURES"),
+    "style.test.mjs": ("make_style_fixtures.py", "FEATVIZ_JS_STYLE_FIXTURES"),
 }
 
 
