@@ -96,11 +96,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path,
+               what: str = "JupyterLab") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 if r.status == 200:
@@ -108,7 +109,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> N
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         time.sleep(0.5)
-    raise AssertionError(f"JupyterLab did not answer {url} within {timeout:.0f} s:\n"
+    raise AssertionError(f"{what} did not answer {url} within {timeout:.0f} s:\n"
                          f"{log.read_text()[-3000:]}")
 
 
@@ -198,6 +199,38 @@ def jupyter_lab(home: Path, root: Path) -> Iterator[tuple[str, Path]]:
         _stop(proc, base)
 
 
+@contextlib.contextmanager
+def classic_notebook(home: Path, root: Path, jupyter: Path,
+                     env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """The classic Notebook (``notebook<7``, as ipywidgets 7 front ends are) on 127.0.0.1
+    serving ``root``: ``jupyter`` is the ``jupyter`` command of the environment to run,
+    ``env`` its environment; a private Jupyter home in ``home``. Yields (base URL, log)."""
+    for sub in ("config", "data", "runtime"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    env = dict(env)
+    env.update({
+        "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTER_PREFER_ENV_PATH": "1",
+        "FEATVIZ_OFFLINE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "PYTHONUNBUFFERED": "1",
+    })
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = home / "notebook.log"
+    cmd = [str(jupyter), "notebook", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           "--NotebookApp.port_retries=0", "--NotebookApp.token=", "--NotebookApp.password=",
+           "--NotebookApp.disable_check_xsrf=True", f"--NotebookApp.notebook_dir={root}",
+           "--NotebookApp.allow_root=True"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        _wait_http(f"{base}/tree", proc, SERVER_START_S, log, what="Jupyter Notebook")
+        yield base, log
+    finally:
+        _stop(proc, base)
+
+
 # --------------------------------------------------------------------------- the notebook
 
 def start_session(base: str, path: str, timeout: float) -> None:
@@ -213,6 +246,43 @@ def start_session(base: str, path: str, timeout: float) -> None:
 def sessions(base: str, path: str) -> list[dict]:
     with urllib.request.urlopen(f"{base}/api/sessions", timeout=10) as r:
         return [x for x in json.load(r) if x.get("path") == path]
+
+
+def kernel_pid(base: str, path: str) -> int:
+    """The process id of the kernel running ``path``: the process whose command line names
+    its connection file (``kernel-<id>.json``)."""
+    found = sessions(base, path)
+    assert len(found) == 1, f"expected one session for {path}, found {found}"
+    needle = f"kernel-{found[0]['kernel']['id']}.json".encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes():
+                    return int(proc.name)
+            except OSError:
+                continue
+    raise AssertionError(f"no process runs the kernel of {path} ({needle.decode()})")
+
+
+@contextlib.contextmanager
+def frozen_kernel(base: str, path: str) -> Iterator[int]:
+    """The kernel of ``path`` stopped (SIGSTOP) for the block, continued (SIGCONT) after it,
+    whatever happens: "busy" as a learner's long cell is, answering no widget message
+    (with ipykernel 7's subshells a sleeping cell still answers them)."""
+    if not hasattr(signal, "SIGSTOP"):
+        pytest.skip("stopping a process needs a POSIX system")
+    pid = kernel_pid(base, path)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def kernel_is_stopped(pid: int) -> bool:
+    """True while the process is stopped (state T in /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2] in "Tt"
 
 
 def accept_dialog(page) -> None:
@@ -287,6 +357,74 @@ def open_and_run_all(page, base: str, path: str, left: Deadline) -> None:
                                   for t in prompts.all_text_contents()), left(20), page):
         wait_connected(base, path, page, left(30))
         run_all()
+
+
+# Run before the page's own scripts: notes when the classic widget manager falls back to
+# asking the kernel for its widgets one by one (see classic_widgets_ready).
+CLASSIC_WATCH = """(() => {
+  const warn = console.warn.bind(console);
+  console.warn = (...args) => {
+    if (String(args[0]).includes('jupyter.widget.control')) window.__fvWidgetsFallback = true;
+    warn(...args);
+  };
+})()"""
+
+
+def classic_widgets_ready(page, timeout_ms: float) -> None:
+    """Wait until the classic Notebook's page can show widgets, for a page that ran
+    :data:`CLASSIC_WATCH` first (``page.add_init_script``): the kernel connected, the
+    widget manager made, anywidget's module known to require.js, and the manager done
+    restoring the kernel's widgets.
+
+    The last matters: once restored, the manager renders again every widget output
+    on the page, removing views still being drawn ("Could not add child view to
+    box", and an empty output). With a new kernel it asks for them with a
+    ``comm_info`` request, which the kernel answers only after the cells queued
+    before it: cells run at once would have their views removed. A ``comm_info``
+    round trip of our own, sent after the manager's, ends after it.
+    """
+    page.wait_for_function(
+        """() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel
+                 && Jupyter.notebook.kernel.is_connected()
+                 && Jupyter.notebook.kernel.widget_manager !== undefined
+                 && ((requirejs.s.contexts._.config.map || {})['*'] || {}).anywidget !== undefined""",
+        timeout=timeout_ms)
+    try:  # a new kernel has not imported ipywidgets: no control comm, so the fallback
+        page.wait_for_function("() => window.__fvWidgetsFallback === true", timeout=10_000)
+    except Exception as exc:
+        raise AssertionError("the classic widget manager never asked a new kernel for its "
+                             "widgets (no 'jupyter.widget.control' warning): was "
+                             "CLASSIC_WATCH added before the page opened?") from exc
+    page.evaluate("""() => new Promise(done =>
+        Jupyter.notebook.kernel.comm_info('jupyter.widget', () => done(true)))""")
+    page.wait_for_timeout(300)   # the manager's own callbacks, queued before ours, have run
+
+
+def draw_stroke(page, target, points, steps: int = 4) -> None:
+    """Draw through ``points`` (fractions of ``target``'s box) with the mouse, button held."""
+    box = target.bounding_box()
+    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+
+def canvas_pixels(canvas) -> dict:
+    """What a canvas shows: ``colours`` (distinct RGBA values) and ``inked`` (the share of
+    pixels unlike its top-left one), and ``url`` (its PNG data URL, to compare)."""
+    return canvas.evaluate("""c => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set(); let inked = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        const v = ((d[i] << 24) | (d[i + 1] << 16) | (d[i + 2] << 8) | d[i + 3]) >>> 0;
+        seen.add(v);
+        if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2] || d[i + 3] !== d[3]) inked++;
+      }
+      return {colours: seen.size, inked: inked / (d.length / 4), url: c.toDataURL(),
+              width: c.width, height: c.height};
+    }""")
 
 
 def copy_to_artifacts(files: dict[str, Path]) -> Path | None:

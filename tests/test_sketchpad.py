@@ -197,3 +197,36 @@ def test_a_model_on_the_gpu():
     pad.draw(vertical_stroke())
     assert pad.message == "" and pad.prediction == 1
     assert pad.image.device.type == "cuda" and pad.maps.shape == (16, 24, 24)
+
+
+def test_the_course_network_runs_in_the_page():
+    """The pad sends the SimpleCNN once; the page's network gives the kernel's prediction."""
+    import torch
+
+    from featviz.netspec_run import NetSpec
+
+    pad = featviz.sketchpad()
+    assert pad.engine == "browser" and pad.engine_note == ""
+    assert pad._layer_names == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2"]
+    spec = NetSpec.from_payload({**pad._network, "weights": pad._network_weights})
+    pad.draw([(0.5, 0.15), (0.5, 0.85)])
+    logits, _ = spec.run(pad.image.numpy())
+    assert int(logits.argmax()) == pad.prediction == 1
+    with torch.no_grad():
+        assert abs(logits - featviz.pretrained()(pad.image).numpy()).max() < 1e-4
+
+
+def test_a_network_the_page_cannot_run_is_read_in_the_kernel():
+    pad = featviz.sketchpad(featviz.SmallResNet().eval())
+    assert pad.engine == "kernel" and "cannot run in the browser" in pad.engine_note
+    assert pad._network == {} and pad._network_weights == b""
+    pad.draw([(0.5, 0.15), (0.5, 0.85)])
+    assert pad.prediction is not None and pad.maps is not None   # the kernel answers
+
+
+def test_the_layer_chooser_is_linked_in_the_page():
+    pad = featviz.sketchpad()
+    links = [(l.source[1], l.target[1]) for l in [pad._layer_link]]
+    assert links == [("index", "_layer_index")]
+    pad.layer = "conv2"
+    assert pad._layer_names[pad._layer_index] == "conv2"

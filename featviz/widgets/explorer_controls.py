@@ -14,6 +14,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ._compat import set_tooltip
+
 __all__ = ["Controls", "ControlSync", "make_controls", "NO_CHANGE"]
 
 #: the perturbation sliders' values that leave the input as it is
@@ -45,7 +47,7 @@ class Controls:
     rows: list[list[widgets.Widget]] = field(default_factory=list)
 
 
-def _toggles(options: list, value: str, description: str, tips: list[str], css: str,
+def _toggles(options: list, value: Any, description: str, tips: list[str], css: str,
              width: str = "84px") -> widgets.ToggleButtons:
     w = widgets.ToggleButtons(options=options, value=value, description=description,
                               style={**_DESC, "button_width": width}, tooltips=tips)
@@ -81,7 +83,7 @@ def _perturb_sliders(h: int, w: int) -> dict[str, widgets.Widget]:
          "scale": _slider(widgets.FloatSlider, "scale", 1.0, 0.5, 2.0, 0.05, "featviz-zoom"),
          "erase": _slider(widgets.IntSlider, "erase", 0, 0, min(h, w), 1, "featviz-erase"),
          "noise": _slider(widgets.FloatSlider, "noise", 0.0, 0.0, 2.0, 0.05, "featviz-noise")}
-    c["erase"].tooltip = "side of a square erased at the centre, in pixels"
+    set_tooltip(c["erase"], "side of a square erased at the centre, in pixels")
     return c
 
 
@@ -132,9 +134,12 @@ class ControlSync:
             controls.digit_chooser.observe(self._on_digit, names="value")
 
     def _on_image(self, change: dict) -> None:
+        chooser = self.c.digit_chooser
+        if chooser is None:  # observed only when there is a label chooser
+            return
         self._suspend = True
         try:
-            self.c.digit_chooser.value = int(self.data.labels[change["new"]])
+            chooser.value = int(self.data.labels[change["new"]])
         finally:
             self._suspend = False
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 import torch
@@ -107,7 +107,7 @@ def _default_snapshots(model: nn.Module) -> list[tuple[str, nn.Module]]:
     except (FileNotFoundError, ValueError, KeyError):
         return []
     if snaps and _same_weights(snaps[-1][1], model):
-        return snaps
+        return list(snaps)
     return []
 
 
@@ -325,9 +325,10 @@ class Filters:
         self.snapshots, self.kernel_layers = snapshots, kernel_layers
         self._packed: dict[tuple[str | None, int], Any] = {}
 
-    def module(self, layer: str, snap: int) -> nn.Module | None:
+    def module(self, layer: str, snap: int) -> nn.Conv2d | None:
         name = self.kernel_layers.get(layer)
-        return dict(self.snapshots[snap][1].named_modules()).get(name) if name else None
+        found = dict(self.snapshots[snap][1].named_modules()).get(name) if name else None
+        return cast("nn.Conv2d | None", found)  # find_kernel_layer names only Conv2d layers
 
     def weights(self, layer: str, channel: int, snap: int) -> np.ndarray | None:
         """The filter ``(in_channels, kh, kw)`` that made ``channel`` of ``layer``, or None."""

@@ -83,6 +83,15 @@ class ExplorerState:
     ok: bool
     problem: str
     data: ExplorerData
+    # the controls (those of :class:`Controls`); None when the explorer could not start
+    image_slider: widgets.IntSlider
+    digit_chooser: widgets.ToggleButtons | None
+    layer_dropdown: widgets.Dropdown
+    filter_slider: widgets.IntSlider
+    view: widgets.ToggleButtons
+    norm: widgets.ToggleButtons
+    time_slider: widgets.SelectionSlider | None
+    perturb_controls: dict[str, widgets.Widget]
 
     @property
     def state(self) -> dict[str, Any]:
@@ -160,12 +169,14 @@ class ExplorerState:
         return still(self, caption=caption)
 
 
-class ExplorerPicture:
+class ExplorerPicture(ExplorerState):
     """What an explorer sends to its picture (:class:`ExplorerView`): the activations of
     the current state, once per image, training moment and perturbation, and the
     convolution inspector's answers (``data``, ``canvas`` and ``message`` are set by
     :class:`Explorer`)."""
 
+    canvas: ExplorerView
+    message: widgets.HTML
     sent: int
     _suspend_redraw: bool
 
@@ -210,7 +221,7 @@ class ExplorerPicture:
                 self.canvas.inspection = {"ok": False, "message": str(exc)}
 
 
-class Explorer(ExplorerState, ExplorerPicture, widgets.VBox):
+class Explorer(ExplorerPicture, widgets.VBox):
     """The feature-map explorer widget; build it with :func:`explorer`.
 
     Controls (public attributes): ``image_slider``, ``digit_chooser`` (None without
@@ -223,6 +234,8 @@ class Explorer(ExplorerState, ExplorerPicture, widgets.VBox):
     those of :class:`ExplorerState`; ``redraw()`` and ``inspect()`` those of
     :class:`ExplorerPicture`.
     """
+
+    reset_button: widgets.Button
 
     def __init__(self, model: nn.Module | None, images: Any = None, labels: Any = None, *,
                  snapshots: Any = "default", layers: Any = None, layer: str | None = None,

@@ -2,10 +2,19 @@
 // network sees, the prediction with its probabilities, and one layer's feature maps.
 //
 // The drawing is kept on an offscreen canvas, one alpha value per pixel (ink = 255).
-// While the pen moves it is sent to the kernel at most every SEND_MS, and once more
-// when the pen lifts; the kernel answers with the prediction and the maps as uint8
-// plus an offset and a scale per map, painted here through colour tables that the
-// kernel sent once.
+// Two engines read it (the trait _engine says which):
+// - "browser": the kernel sent the network once (_network, _network_weights); here the
+//   drawing is made into the input the MNIST way (imageops.js) and the network runs
+//   (forward.js) once per frame while the pen moves, and at once when it lifts;
+// - "kernel": the drawing is sent at most every SEND_MS, and once more when the pen
+//   lifts; the kernel answers with the prediction and the maps as uint8 plus an
+//   offset and a scale per map.
+// Either way the drawing is sent to the kernel, so Python's pad.pixels and
+// pad.prediction follow. Maps are painted through colour tables the kernel sent once.
+
+import { decode, forward, softmax, argmax } from "./forward.js";
+import { mnistStyle, resize, MNIST_MEAN, MNIST_STD } from "./imageops.js";
+import { colorScale, fmt, gridShape } from "./style.js";
 
 const SEND_MS = 30;        // at most one drawing sent to the kernel per this many ms
 const STALE_MS = 2000;     // an unanswered drawing older than this no longer holds the next
@@ -195,7 +204,7 @@ function makeInk(model, ui, root) {
   }
 
   load();
-  return { load, read, begin, extend, wipe, paint, at };
+  return { load, read, begin, extend, wipe, paint, at, size: () => [ink.height, ink.width] };
 }
 
 // Sends the drawing: while drawing, at most every SEND_MS and at most one drawing
@@ -254,7 +263,8 @@ function makeSender(model, ink, root) {
   return { send, soon, answered, state, stop: () => timer !== null && clearTimeout(timer) };
 }
 
-function bindPointer(ui, ink, sender) {
+// `changed(lifted)` is told of every change the pen makes to the drawing.
+function bindPointer(ui, ink, changed) {
   let down = null;  // the pointer drawing, and where it was
   const pad = ui.pad;
   pad.addEventListener("pointerdown", (e) => {
@@ -264,19 +274,19 @@ function bindPointer(ui, ink, sender) {
     down = { id: e.pointerId };
     ink.begin(ink.at(e));
     ink.paint();
-    sender.soon();
+    changed(false);
   });
   pad.addEventListener("pointermove", (e) => {
     if (!down || e.pointerId !== down.id) return;
     const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [];
     ink.extend((events.length ? events : [e]).map((ev) => ink.at(ev)));
     ink.paint();
-    sender.soon();
+    changed(false);
   });
   const lift = (e) => {
     if (!down || e.pointerId !== down.id) return;
     down = null;
-    sender.send(true);
+    changed(true);
   };
   pad.addEventListener("pointerup", lift);
   pad.addEventListener("pointercancel", lift);
@@ -284,9 +294,7 @@ function bindPointer(ui, ink, sender) {
 
 // ------------------------------------------------------------------ the answer
 
-function drawInput(model, ui) {
-  const [h, w] = model.get("_input_shape");
-  const data = bytesOf(model.get("_input"));
+function drawInput(ui, [h, w], data) {
   const ctx = sized(ui.input, INPUT_CSS, INPUT_CSS);
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, INPUT_CSS, INPUT_CSS);
@@ -308,10 +316,7 @@ function drawInput(model, ui) {
     : `${h}×${w}: made 28×28 the MNIST way, then resized`;
 }
 
-function drawProbabilities(model, ui) {
-  const probs = model.get("probabilities") || [];
-  const names = model.get("classes") || [];
-  const pred = model.get("prediction");
+function drawProbabilities(ui, probs, pred, names) {
   const name = (k) => (names[k] !== undefined ? names[k] : String(k));
   const shown = probs.length ? (probs.length <= 12 ? probs.map((_, k) => k)
     : probs.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, 10).map((x) => x[1]))
@@ -347,11 +352,30 @@ function drawColorbar(ui, lut, meta, height) {
   make("span", "fvs-tick fvs-tick-bottom", ui.barTicks, lo);
 }
 
-function drawMaps(model, ui) {
+// The kernel's maps: uint8 values with an offset and a scale per map.
+function kernelMaps(model) {
   const meta = model.get("_maps_meta") || {};
   const data = bytesOf(model.get("_maps"));
-  const layer = model.get("layer");
   const ready = meta.shape && data.length === meta.shape[0] * meta.shape[1] * meta.shape[2];
+  if (!ready) return null;
+  const [, h, w] = meta.shape;
+  return { ...meta, value: (m, i) => meta.offset[m] + meta.scale[m] * data[m * h * w + i] };
+}
+
+// One layer's maps computed here, laid out and scaled as sketchpad_reader.maps_message does.
+function pageMaps(found, layer, maxMaps) {
+  if (!found || found.shape.length !== 3) return null;
+  const [total, h, w] = found.shape;
+  const c = Math.min(total, maxMaps);
+  const shown = found.data.subarray(0, c * h * w);
+  const [cmap, vmin, vmax] = colorScale(shown);
+  const [rows, cols] = gridShape(c, c <= 32 ? 8 : 16);
+  return { shape: [c, h, w], total, layer, cmap, vmin, vmax, rows, cols,
+           ticks: [fmt(vmin), fmt(0), fmt(vmax)], value: (m, i) => shown[m * h * w + i] };
+}
+
+function drawMaps(ui, meta, layer, luts) {
+  const ready = meta !== null;
   ui.mapsRow.style.display = ready ? "" : "none";
   ui.mapsEmpty.style.display = ready ? "none" : "";
   if (!ready) {
@@ -360,10 +384,10 @@ function drawMaps(model, ui) {
     return;
   }
   const [c, h, w] = meta.shape;
-  const { rows, cols, offset, scale, vmin, vmax } = meta;
+  const { rows, cols, vmin, vmax } = meta;
   const more = meta.total > c ? ` (the first ${c} shown)` : "";
   ui.mapsTitle.textContent = `Feature maps of ${meta.layer}: ${meta.total} maps of ${h}×${w}${more}, one colour scale`;
-  const lut = bytesOf((model.get("_luts") || {})[meta.cmap]);
+  const lut = bytesOf((luts || {})[meta.cmap]);
   const zoom = Math.max(1, Math.min(Math.floor((GRID_CSS - (cols - 1) * GAP) / cols / w),
                                     Math.floor(CELL_MAX / Math.max(h, w)) || 1));
   const cw = w * zoom, ch = h * zoom;
@@ -381,7 +405,7 @@ function drawMaps(model, ui) {
   ctx.fillStyle = getComputedStyle(ui.grid).color || "#555";
   for (let m = 0; m < c; m++) {
     for (let i = 0; i < h * w; i++) {
-      const v = offset[m] + scale[m] * data[m * h * w + i];
+      const v = meta.value(m, i);
       const k = 3 * Math.min(255, Math.max(0, Math.round((255 * (v - vmin)) / span)));
       img.data[4 * i] = lut[k];
       img.data[4 * i + 1] = lut[k + 1];
@@ -396,12 +420,88 @@ function drawMaps(model, ui) {
   drawColorbar(ui, lut, meta, rows * ch + (rows - 1) * (LABEL + GAP - 2));
 }
 
+// ------------------------------------------------------------------ the browser engine
+
+// The network the kernel sent, run here on the drawing: input, logits and every map.
+function makePageReader(model) {
+  let net = null, problem = "";
+  try {
+    net = decode({ ...model.get("_network"), weights: model.get("_network_weights") });
+  } catch (e) {
+    problem = `The network could not run in this page (${e.message}); the kernel reads the drawing instead.`;
+  }
+
+  function read(pixels, h, w) {
+    const [c, H, W] = net.inputShape;
+    let x = mnistStyle(pixels, h, w);
+    if (H !== 28 || W !== 28) x = resize(x, 28, 28, H, W, { antialias: false });
+    if (c > 1) {   // a colour model: the grey input in every channel
+      const grey = x;
+      x = new Float32Array(c * H * W);
+      for (let k = 0; k < c; k++) x.set(grey, k * H * W);
+    }
+    const empty = !pixels.some((v) => v > 0);
+    return { x, shape: [c, H, W], empty, ...(empty ? {} : forward(net, x)) };
+  }
+  return { ok: net !== null, problem, read };
+}
+
+// The input as grey display pixels, as sketchpad_reader.input_picture makes them.
+function inputPicture({ x, shape: [c, h, w] }) {
+  const n = h * w, out = new Uint8Array(n);
+  if (c === 1 && h === 28 && w === 28) {
+    for (let i = 0; i < n; i++) out[i] = Math.round(255 * Math.min(1, Math.max(0, x[i] * MNIST_STD + MNIST_MEAN)));
+    return out;
+  }
+  const grey = new Float32Array(n);
+  for (let k = 0; k < c; k++) for (let i = 0; i < n; i++) grey[i] += x[k * n + i] / c;
+  let lo = Infinity, hi = -Infinity;
+  for (const v of grey) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  for (let i = 0; i < n; i++) out[i] = hi > lo ? Math.round(255 * (grey[i] - lo) / (hi - lo)) : 0;
+  return out;
+}
+
 function render({ model, el }) {
   const root = make("div", "", el);
   const ui = build(root);
   const ink = makeInk(model, ui, root);
   const sender = makeSender(model, ink, root);
-  bindPointer(ui, ink, sender);
+  const page = model.get("_engine") === "browser" ? makePageReader(model) : null;
+  const inPage = page !== null && page.ok;
+  const engine = make("div", "fvs-engine", root);
+  engine.textContent = inPage
+    ? "The network runs in this page: the prediction follows the pen, with no kernel round trip."
+    : `The kernel reads the drawing. ${page ? page.problem : model.get("_engine_note")}`.trim();
+  root.dataset.engine = inPage ? "browser" : "kernel";
+
+  let reads = 0, frame = null;
+  const readHere = () => {   // the browser engine: read the drawing and draw the answer
+    if (frame !== null) { cancelAnimationFrame(frame); frame = null; }
+    const r = page.read(ink.read(), ...ink.size());
+    drawInput(ui, r.shape.slice(1), inputPicture(r));
+    const names = model.get("classes") || [];
+    const flat = r.empty ? null : r.logits;
+    if (flat && flat.length >= 2) {
+      const probs = Array.from(softmax(flat));
+      const pred = argmax(flat);
+      drawProbabilities(ui, probs, pred, names);
+      root.dataset.prediction = String(pred);
+    } else {
+      drawProbabilities(ui, [], null, names);
+      root.dataset.prediction = "";
+    }
+    const layer = (model.get("_layer_names") || [])[model.get("_layer_index")] ?? model.get("layer");
+    drawMaps(ui, r.empty ? null : pageMaps(r.maps[layer], layer, model.get("_max_maps")), layer,
+             model.get("_luts"));
+    root.dataset.reads = String(++reads);
+  };
+  const changed = (lifted) => {
+    if (lifted) sender.send(true); else sender.soon();
+    if (!inPage) return;
+    if (lifted) readHere();
+    else if (frame === null) frame = requestAnimationFrame(() => { frame = null; readHere(); });
+  };
+  bindPointer(ui, ink, changed);
 
   const syncBrush = () => {
     const b = model.get("brush");
@@ -414,13 +514,21 @@ function render({ model, el }) {
     model.set("brush", Number(ui.brush.value));
     model.save_changes();
   });
-  ui.clear.addEventListener("click", () => { ink.wipe(); sender.send(true); });
+  ui.clear.addEventListener("click", () => { ink.wipe(); changed(true); });
 
-  const onInk = () => { if (!sender.state.sending) ink.load(); };
+  const onInk = () => {
+    if (sender.state.sending) return;
+    ink.load();
+    if (inPage) readHere();
+  };
+  const onLayer = () => { if (inPage) readHere(); };
   const onAnswer = () => {
-    drawInput(model, ui);
-    drawProbabilities(model, ui);
-    drawMaps(model, ui);
+    if (!inPage) {   // the kernel's answer is what the pad shows
+      drawInput(ui, model.get("_input_shape"), bytesOf(model.get("_input")));
+      drawProbabilities(ui, model.get("probabilities") || [], model.get("prediction"),
+                        model.get("classes") || []);
+      drawMaps(ui, kernelMaps(model), model.get("layer"), model.get("_luts"));
+    }
     const text = model.get("message");
     ui.message.textContent = text;
     ui.message.style.display = text ? "" : "none";
@@ -432,10 +540,16 @@ function render({ model, el }) {
   model.on("change:_ink_shape", onInk);
   model.on("change:brush", syncBrush);
   model.on("change:_version", onAnswer);
+  model.on("change:layer", onLayer);
+  model.on("change:_layer_index", onLayer);
   syncBrush();
   onAnswer();
+  if (inPage) readHere();
   return () => {
     sender.stop();
+    if (frame !== null) cancelAnimationFrame(frame);
+    model.off("change:layer", onLayer);
+    model.off("change:_layer_index", onLayer);
     model.off("change:_ink", onInk);
     model.off("change:_ink_shape", onInk);
     model.off("change:brush", syncBrush);

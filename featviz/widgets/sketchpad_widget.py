@@ -8,15 +8,26 @@ In a notebook::
     pad.prediction                         # 1
     featviz.explorer(model, images=pad.image)
 
-The drawing lives in the browser on a canvas; while the pen moves, the front
-end sends it to the kernel at most every 30 ms (and once more when the pen
-lifts) as one byte per pixel. The kernel makes the model input the way the
-MNIST digits were made (:func:`featviz.mnist_style`), runs the model once and
-sends back the prediction, the probabilities, the 28x28 input and the chosen
-layer's maps as uint8 with an offset and a scale per map
-(:mod:`featviz.widgets.sketchpad_reader`, :mod:`featviz.widgets._payload`). The browser paints the maps with colour
-tables computed once from matplotlib, following the colour policy of
-:mod:`featviz._style`, so they look as they do in ``featviz.plot_feature_maps``.
+The drawing lives in the browser on a canvas. Two ways to read it:
+
+* **in the page** (the course's SimpleCNN, and any model made only of layers the
+  browser runs, see :func:`featviz.browser_network`): the kernel sends the
+  network's weights once; the front end makes the input the MNIST way
+  (``imageops.js``, equal to :func:`featviz.mnist_style`) and runs the network
+  (``forward.js``) at every frame the pen moves, so the prediction and the maps
+  follow the pen with no kernel round trip, even while the kernel is busy;
+* **in the kernel** (any other model): while the pen moves, the front end sends
+  the drawing at most every 30 ms (and once more when the pen lifts); the kernel
+  makes the input (:func:`featviz.mnist_style`), runs the model and sends back the
+  prediction and the chosen layer's maps as uint8 with an offset and a scale per
+  map (:mod:`featviz.widgets.sketchpad_reader`, :mod:`featviz.widgets._payload`).
+
+Either way the drawing also reaches the kernel, so ``pad.pixels``,
+``pad.prediction`` and ``pad.maps`` answer in Python (Python is the reference:
+the browser's numbers are held to it by tests), and the pad says under it which
+way it reads. The browser paints the maps with colour tables computed once from
+matplotlib, following the colour policy of :mod:`featviz._style`, so they look as
+they do in ``featviz.plot_feature_maps``.
 """
 from __future__ import annotations
 
@@ -30,8 +41,11 @@ import traitlets
 from torch import Tensor, nn
 
 from .._style import POSITIVE_CMAP, SIGNED_CMAP
+from ..netspec import UnsupportedModel, browser_network
 from .._torch import to_numpy
 from ..perturbation import mnist_style
+from ._bundle import bundle
+from ._compat import IPYWIDGETS_7, display_in_place
 from ._payload import colormap_table, dequantize
 from .sketchpad_reader import (MAX_MAPS, SketchError, SketchReader, input_picture, maps_message,
                                prediction_of)
@@ -122,7 +136,7 @@ class SketchpadState(anywidget.AnyWidget):
     _image: Tensor
     _quantized: Any
 
-    _esm = Path(__file__).with_name("sketchpad.js")
+    _esm = bundle("sketchpad.js")   # with forward.js, imageops.js and style.js inlined
     _css = Path(__file__).with_name("sketchpad.css")
 
     # the drawing, either way: one byte per pixel, ink 255; _seq counts the drawings
@@ -143,6 +157,25 @@ class SketchpadState(anywidget.AnyWidget):
     _luts = traitlets.Dict().tag(sync=True)
     _answered = traitlets.Int(0).tag(sync=True)
     _version = traitlets.Int(0).tag(sync=True)
+    # where the drawing is read: "browser" (the network below runs in the page) or
+    # "kernel"; _engine_note says why not in the page
+    _engine = traitlets.Unicode("kernel").tag(sync=True)
+    _engine_note = traitlets.Unicode("").tag(sync=True)
+    _network = traitlets.Dict().tag(sync=True)            # forward.js's payload, weights apart
+    _network_weights = traitlets.Bytes(b"").tag(sync=True)
+    _max_maps = traitlets.Int(MAX_MAPS).tag(sync=True)
+    _layer_names = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    _layer_index = traitlets.Int(0).tag(sync=True)   # linked to the layer chooser in the page
+
+    @property
+    def engine(self) -> str:
+        """Where the drawing is read: ``"browser"`` (in the page, no kernel round trip) or
+        ``"kernel"`` (see :attr:`engine_note` for why)."""
+        return self._engine
+
+    @property
+    def engine_note(self) -> str:
+        return self._engine_note
 
     @property
     def pixels(self) -> np.ndarray:
@@ -246,11 +279,30 @@ class Sketchpad(SketchpadState):
                                        for name, (c, h, w) in reader.layers]
         if reader.layers:
             self.layer = self.layer_dropdown.value = reader.choose(layer)
-            # a kernel round trip either way: only the chosen layer's maps are sent
             traitlets.link((self.layer_dropdown, "value"), (self, "layer"))
+            # and linked in the page too, by index: the browser engine shows a new
+            # layer at once, with no kernel round trip
+            self._layer_names = [name for name, _ in reader.layers]
+            self._layer_index = self.layer_dropdown.index
+            self._layer_link = widgets.jslink((self.layer_dropdown, "index"), (self, "_layer_index"))
+            traitlets.link((self.layer_dropdown, "index"), (self, "_layer_index"))
         if classes is not None:
             self.classes = [str(c) for c in classes]
         self._problem = " ".join(reader.notes)
+        self._use_browser(reader)
+
+    def _use_browser(self, reader: SketchReader) -> None:
+        """Send the network to the page when the browser can run it (see the module)."""
+        try:
+            spec = browser_network(reader.model, reader.shape, fold_batchnorm=False)
+        except (UnsupportedModel, ValueError) as exc:
+            self._engine, self._engine_note = "kernel", f"{exc}"
+            return
+        payload = spec.to_payload()
+        with self.hold_sync():
+            self._network_weights = payload.pop("weights")
+            self._network = payload
+            self._engine, self._engine_note = "browser", ""
 
     def _on_ink(self, change: dict | None = None) -> None:
         try:
@@ -290,6 +342,12 @@ class Sketchpad(SketchpadState):
         if isinstance(bundle, dict) and "text/plain" in bundle:
             bundle["text/plain"] = repr(self)
         return bundle
+
+    if IPYWIDGETS_7:
+        # ipywidgets 7 shows a widget through _ipython_display_, which IPython asks
+        # before _repr_mimebundle_: there too, the chooser above the pad
+        def _ipython_display_(self, **kwargs: Any) -> None:
+            display_in_place(self._view, repr(self), **kwargs)
 
 
 def sketchpad(model: nn.Module | None = None, layer: str = "conv1", *,
