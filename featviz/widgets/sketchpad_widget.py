@@ -336,6 +336,19 @@ class Sketchpad(SketchpadState):
             else maps_message(maps, self.layer)
         self._maps = b"" if self._quantized is None else self._quantized.data
 
+    def save_html(self, path: str | Path, *, title: str = "featviz sketchpad") -> Path:
+        """One self-contained HTML file of the pad that works with no kernel and no network:
+        draw, and (with the browser engine: the course's network) watch the prediction and
+        the maps follow, and change the layer. With the kernel engine the page shows the
+        current drawing and says that reading a new one needs the notebook."""
+        from ._static import controls_from_widgets, save_html, static_html
+
+        live = self._engine == "browser"
+        specs = controls_from_widgets(self, [(self.layer_dropdown, "index", "_layer_index")]) \
+            if live and self.layer_dropdown.options else []
+        return save_html(path, static_html(self, specs, title=title,
+                                           kernel_traits=() if live else ("_seq",)))
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # the layer chooser is a standard Dropdown, shown above the pad
         bundle = self._view._repr_mimebundle_(**kwargs)
