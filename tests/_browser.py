@@ -390,7 +390,7 @@ def classic_widgets_ready(page, timeout_ms: float) -> None:
                  && ((requirejs.s.contexts._.config.map || {})['*'] || {}).anywidget !== undefined""",
         timeout=timeout_ms)
     try:  # a new kernel has not imported ipywidgets: no control comm, so the fallback
-        page.wait_for_function("() => window.__fvWidgetsFallback === true", timeout=10_000)
+        page.wait_for_function("() => window.__fvWidgetsFallback === true", timeout=timeout_ms)
     except Exception as exc:
         raise AssertionError("the classic widget manager never asked a new kernel for its "
                              "widgets (no 'jupyter.widget.control' warning): was "
