@@ -56,6 +56,7 @@ MINIMUM_VERSIONS: dict[str, str] = {
 # ipywidgets 8 talks to the JupyterLab extension of jupyterlab_widgets 3
 # (labextension @jupyter-widgets/jupyterlab-manager 5); 7 to 1 (manager 3).
 _WIDGET_FRONTEND_MAJOR = {8: 3, 7: 1}
+_IPYWIDGETS_7_FRONTEND = '"jupyterlab_widgets<2"'   # not -U: that would move to ipywidgets 8
 _MANAGER = ("@jupyter-widgets", "jupyterlab-manager")
 _TEXT_LABEL = {OK: "ok", WARN: "warn", FAIL: "FAIL"}
 _HTML_ICON = {OK: "\u2705", WARN: "\u26a0\ufe0f", FAIL: "\u274c"}
@@ -397,6 +398,9 @@ def _check_widgets() -> Check:
     if _on_colab():
         return Check(name, OK, f"ipywidgets {ipyw} on Colab, drawn by Colab's widget manager "
                                "(anywidget switches it on)")
+    classic = _classic_notebook_server()
+    if classic is not None:
+        return _check_classic_widgets(ipyw, classic)
     want = _WIDGET_FRONTEND_MAJOR.get(_major(ipyw) or 0)
     frontend = _version("jupyterlab_widgets")
     here_ok = _importable("jupyterlab_widgets") and frontend is not None
@@ -430,14 +434,41 @@ def _check_widgets() -> Check:
         return Check(name, FAIL,
                      f"ipywidgets {ipyw} needs jupyterlab_widgets {want}.x, but {frontend} is "
                      f"installed: widgets would show an error or plain text such as `IntSlider(value=0)`.",
-                     f"{_pip('-U', 'ipywidgets', 'jupyterlab_widgets', python=sys.executable)} so that "
-                     "the two match, then restart JupyterLab.")
+                     (f"{_pip(_IPYWIDGETS_7_FRONTEND, python=sys.executable)} (the "
+                      "front end of ipywidgets 7; upgrading both to 8 is the other way)"
+                      if want == 1 else
+                      f"{_pip('-U', 'ipywidgets', 'jupyterlab_widgets', python=sys.executable)} so that "
+                      "the two match") + ", then restart JupyterLab.")
     if server is None:
         context = "not running in a Jupyter kernel; checked this environment"
     else:
         context = "the Jupyter server that started this kernel runs from this environment too"
     return Check(name, OK, f"ipywidgets {ipyw}, jupyterlab_widgets {frontend}, extension at "
                  f"{pretty_path(manager)}; {context}.")
+
+
+def _classic_notebook_server() -> str | None:
+    """The classic Notebook's version (below 7) when it is the server of this kernel."""
+    server = _kernel_server() if _in_kernel() else None
+    if server is None or not any("notebook" in Path(a).name for a in server.cmdline[:3]):
+        return None
+    version = _version("notebook")
+    return version if version is not None and (_major(version) or 0) < 7 else None
+
+
+def _check_classic_widgets(ipyw: str, notebook: str) -> Check:
+    """The classic Notebook (< 7) draws widgets with widgetsnbextension: 3 for ipywidgets 7,
+    4 for ipywidgets 8."""
+    want = {7: 3, 8: 4}.get(_major(ipyw) or 0)
+    ext = _version("widgetsnbextension")
+    if ext is None or (want is not None and _major(ext) != want):
+        spec = f'"widgetsnbextension=={want}.*"' if want else "widgetsnbextension"
+        return Check("widgets", FAIL, f"ipywidgets {ipyw} in the classic Notebook {notebook} needs "
+                     f"widgetsnbextension {want}.x, but {ext or 'none'} is installed: widgets "
+                     "would show as plain text such as `IntSlider(value=0)`.",
+                     f"{_pip(spec, python=sys.executable)}, then restart the Notebook server.")
+    return Check("widgets", OK, f"ipywidgets {ipyw} in the classic Notebook {notebook}, with "
+                 f"widgetsnbextension {ext}")
 
 
 def _check_anywidget() -> Check:

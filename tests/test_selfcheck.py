@@ -386,3 +386,21 @@ def test_on_colab_the_widget_checks_need_no_jupyterlab(healthy_widgets, monkeypa
 
 def test_ipywidgets_7_is_old_enough():
     assert selfcheck.MINIMUM_VERSIONS["ipywidgets"] == "7.6"
+
+
+def test_ipywidgets_7_with_the_wrong_frontend_is_fixed_without_leaving_7(healthy_widgets):
+    healthy_widgets["ipywidgets"] = "7.7.1"
+    healthy_widgets["jupyterlab_widgets"] = "3.0.13"     # ipywidgets 8's front end
+    check = selfcheck._check_widgets()
+    assert check.status == FAIL and 'pip install "jupyterlab_widgets<2"' in check.fix
+    assert "-U ipywidgets" not in check.fix
+
+
+def test_the_classic_notebook_checks_widgetsnbextension(healthy_widgets, monkeypatch):
+    healthy_widgets.update({"ipywidgets": "7.7.1", "notebook": "6.5.7", "widgetsnbextension": "3.6.1"})
+    monkeypatch.setattr(selfcheck, "_classic_notebook_server", lambda: "6.5.7")
+    check = selfcheck._check_widgets()
+    assert check.status == OK and "classic Notebook 6.5.7" in check.detail
+    healthy_widgets["widgetsnbextension"] = "4.0.13"
+    check = selfcheck._check_widgets()
+    assert check.status == FAIL and '"widgetsnbextension==3.*"' in check.fix
