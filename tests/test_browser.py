@@ -1,13 +1,12 @@
 """The explorer in a real browser: JupyterLab + headless Chromium, driven by Playwright.
 
-Runs a notebook with an explorer (by default a one-cell notebook written to a
-temporary folder; set :data:`NOTEBOOK` to a course lesson to drive that instead),
-followed by a cell that keeps the kernel busy for :data:`BUSY_S` seconds. While
-the kernel is busy, moving the filter slider, changing the layer and the colour
-scale must still change the canvas (the browser draws them from what the kernel
-sent). Then, with the kernel idle: a new image, the convolution inspector (the
-sum shown on the page equals the activation computed here in Python) and the
-rotation slider, which changes the maps.
+Runs lesson 05 (set :data:`NOTEBOOK` to None for a one-cell notebook with an explorer).
+The course's network runs in the page (the browser engine), so every control must
+work with the kernel process frozen (SIGSTOP, then SIGCONT; with ipykernel 7 a
+sleeping cell would still answer widget messages): the filter slider, the layer,
+the colour scale, a new image, the rotation slider, and the convolution inspector,
+whose sum on the page equals the activation computed here in Python. Then the same
+steps with the kernel running again.
 
 Reports medians measured in the page with ``performance.now()``: from the key
 press / click / selection to the canvas drawn (``data-drawn``, set by the
@@ -27,15 +26,14 @@ from pathlib import Path
 
 import pytest
 from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error, find_chromium,
-                      jupyter_lab, launch, open_and_run_all, run_complete, sessions, wait_until)
+                      frozen_kernel, jupyter_lab, kernel_is_stopped, launch, open_and_run_all,
+                      run_complete, wait_until)
 
 # The notebook to run, relative to notebooks/ (for example "05_explorer.ipynb"), or None
 # for a one-cell notebook with an explorer written to the test's temporary folder. Its
 # first explorer must be the default one, featviz.explorer(featviz.pretrained()).
 NOTEBOOK: str | None = "05_explorer.ipynb"
 EXPLORER_CELL = "import time\nimport featviz\n\nex = featviz.explorer(featviz.pretrained())\nex"
-BUSY_S = 30           # the last cell sleeps this long: the kernel is busy meanwhile
-SLEEPING = "kernel_sleeping"  # the file the last cell writes beside the notebook as it starts
 BROWSER_S = 300       # everything in the browser, from opening the page to the last screenshot
 STEP_S = 20           # one slider step, click or selection
 CANVAS = "canvas.featviz-explorer-canvas"
@@ -65,8 +63,7 @@ _WATCH = """(needPayload) => {
 
 
 def _notebook(root: Path) -> str:
-    """Put the notebook to run under ``root``, with a last cell that sleeps; returns
-    its path relative to ``root``."""
+    """Put the notebook to run under ``root``; returns its path relative to ``root``."""
     nbformat = pytest.importorskip("nbformat")
     if NOTEBOOK is not None:
         shutil.copytree(REPO / "notebooks", root / "notebooks")
@@ -78,8 +75,6 @@ def _notebook(root: Path) -> str:
         nb.cells = [nbformat.v4.new_code_cell(EXPLORER_CELL)]
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                      "language": "python"}
-    nb.cells.append(nbformat.v4.new_code_cell(
-        f"import pathlib, time\npathlib.Path({SLEEPING!r}).touch()\ntime.sleep({BUSY_S})"))
     nbformat.write(nb, root / path)
     return path
 
@@ -159,11 +154,6 @@ def _steps(ex: _Page, when: str, layers: tuple[str, ...]) -> None:
         ex.scale_step(f"scale ({when})", label)
 
 
-def _kernel_busy(base: str, path: str) -> bool:
-    found = sessions(base, path)
-    return bool(found) and found[0]["kernel"].get("execution_state") == "busy"
-
-
 def _expected_value(image: int, layer: str, channel: int, row: int, col: int) -> float:
     """The activation the inspector takes apart, computed here, as capture gives it."""
     import featviz
@@ -227,46 +217,48 @@ def test_explorer_in_jupyterlab(tmp_path, capsys, record_property):
             shots["explorer_start.png"] = tmp_path / "start.png"
             widget.screenshot(path=str(shots["explorer_start.png"]))
 
-            # -- the kernel is busy (the sleeping cell): the browser draws on its own. A lesson
-            # runs its other cells first, and between cells the kernel answers the browser,
-            # so the steps wait until the sleeping cell has started.
-            if not wait_until((root / path).parent.joinpath(SLEEPING).exists, left(150), page):
-                raise AssertionError(f"Run All did not reach the sleeping cell: {cell_error(page)}")
-            assert _kernel_busy(base, path), "the kernel should be running the sleeping cell"
-            _steps(ex, "kernel busy", layers=("conv2", "pool1", "relu2", "relu1"))
-            handle = page.locator(".featviz-filter-slider .noUi-handle").first
-            assert handle.get_attribute("aria-valuemax") in ("15", "15.0"), \
-                "the filter slider's range follows the layer (relu1: 16 maps)"
-            still_busy = _kernel_busy(base, path)
-            assert still_busy, f"the steps took longer than the {BUSY_S} s sleep; raise BUSY_S"
-            shots["explorer_busy.png"] = tmp_path / "busy.png"
-            widget.screenshot(path=str(shots["explorer_busy.png"]))
+            if not wait_until(lambda: run_complete(page), left(150), page):
+                raise AssertionError(f"Run All did not finish: {cell_error(page)}")
+            assert widget.get_attribute("data-engine") == "browser" or \
+                page.locator(".fv-explorer-view[data-engine=browser]").count(), \
+                "the course's network should run in the page"
 
-            # -- the kernel idle again
-            if not wait_until(lambda: run_complete(page), left(BUSY_S + 30), page):
-                raise AssertionError("Run All did not finish in the time left")
-            _steps(ex, "idle", layers=("pool2", "conv1", "relu2", "pool1", "conv2", "relu1"))
-            for _ in range(5):
-                key = ex.towards_room(".featviz-image-slider")
-                ex.step("image", lambda k=key: ex.key(".featviz-image-slider", k),
-                        new_payload=True)
-
-            found = _inspect(ex)
+            # -- the kernel frozen: everything is computed in the page
+            with frozen_kernel(base, path) as pid:
+                _steps(ex, "kernel frozen", layers=("conv2", "pool1", "relu2", "relu1"))
+                handle = page.locator(".featviz-filter-slider .noUi-handle").first
+                assert handle.get_attribute("aria-valuemax") in ("15", "15.0"), \
+                    "the filter slider's range follows the layer (relu1: 16 maps)"
+                for _ in range(5):
+                    key = ex.towards_room(".featviz-image-slider")
+                    ex.step("image (kernel frozen)", lambda k=key: ex.key(".featviz-image-slider", k),
+                            new_payload=True)
+                found = _inspect(ex)
+                for _ in range(3):  # rotation: 5 degrees a step
+                    ex.step("rotation (kernel frozen)", lambda: ex.key(".featviz-rotate", "ArrowRight"),
+                            new_payload=True)
+                still_busy = kernel_is_stopped(pid)
+                assert still_busy, "the kernel ran during the frozen phase"
+                shots["explorer_kernel_frozen.png"] = tmp_path / "frozen.png"
+                widget.screenshot(path=str(shots["explorer_kernel_frozen.png"]))
             found["python_value"] = _expected_value(found["image"], found["layer"],
                                                     found["channel"], found["row"], found["col"])
             result["inspector"] = found
-            shots["explorer_inspector.png"] = tmp_path / "inspector.png"
-            widget.screenshot(path=str(shots["explorer_inspector.png"]))
             assert found["page_total"] == pytest.approx(found["python_value"], abs=1e-4)
             assert found["page_value"] == pytest.approx(found["python_value"], abs=1e-4)
             assert float(found["page_total_text"]) == pytest.approx(found["python_value"],
                                                                     rel=1e-3, abs=1e-4)
 
-            for _ in range(3):  # rotation: 5 degrees a step, maps recomputed by the kernel
-                ex.step("rotation", lambda: ex.key(".featviz-rotate", "ArrowRight"),
+            # -- the kernel running again
+            _steps(ex, "idle", layers=("pool2", "conv1", "relu2", "pool1", "conv2", "relu1"))
+            for _ in range(2):
+                ex.step("rotation (idle)", lambda: ex.key(".featviz-rotate", "ArrowRight"),
                         new_payload=True)
+            shots["explorer_inspector.png"] = tmp_path / "inspector.png"
+            ex.page.locator(".featviz-view button:has-text('one map')").first.click()
+            widget.screenshot(path=str(shots["explorer_inspector.png"]))
             readout = page.locator(".featviz-rotate .widget-readout").first.inner_text()
-            assert readout.strip() == "15", f"the rotation slider reads {readout!r}"
+            assert readout.strip() == "25", f"the rotation slider reads {readout!r}"
             shots["explorer_rotated.png"] = tmp_path / "rotated.png"
             widget.screenshot(path=str(shots["explorer_rotated.png"]))
             assert not [p for p in problems if "featviz" in p.lower() or "explorer" in p.lower()], \

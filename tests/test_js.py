@@ -32,6 +32,7 @@ NODE_TIMEOUT_S = 300
 SUITES = {
     "forward.test.mjs": ("make_fixtures.py", "FEATVIZ_JS_FIXTURES"),
     "style.test.mjs": ("make_style_fixtures.py", "FEATVIZ_JS_STYLE_FIXTURES"),
+    "explorer_local.test.mjs": ("make_explorer_fixtures.py", "FEATVIZ_JS_EXPLORER_FIXTURES"),
 }
 
 

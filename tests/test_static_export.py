@@ -320,15 +320,9 @@ class Page:
 
 @pytest.fixture(scope="module")
 def saved_explorer(tmp_path_factory) -> Path:
-    ex = featviz.explorer(featviz.pretrained())
-    specs = controls_from_widgets(ex.canvas, [(ex.layer_dropdown, "index", "layer_index"),
-                                              (ex.filter_slider, "value", "channel"),
-                                              (ex.view, "index", "view_index"),
-                                              (ex.norm, "index", "scale_index")])
-    page = static_html(ex.canvas, specs, title="featviz explorer",
-                       note="A saved copy of the explorer: the layer, filter, view and scale work here; "
-                            "other images, training moments and the inspector need the notebook.")
-    return save_html(tmp_path_factory.mktemp("static") / "explorer.html", page)
+    """A model the kernel computes (engine="kernel"): the page holds one image's maps."""
+    ex = featviz.explorer(featviz.pretrained(), engine="kernel")
+    return ex.save_html(tmp_path_factory.mktemp("static") / "explorer.html")
 
 
 @pytest.fixture(scope="module")

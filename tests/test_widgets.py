@@ -18,7 +18,15 @@ from featviz._style import color_scale, limits
 widgets = pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 
+from featviz.widgets import explorer_widget  # noqa: E402
 from featviz.widgets._payload import colormap_table, dequantize, quantize  # noqa: E402
+from featviz.widgets.explorer_data import ExplorerError  # noqa: E402
+
+
+def kernel_explorer(*args, **kwargs):
+    """The explorer with the kernel computing the maps: what these tests hold to capture()
+    (tests/test_explorer_browser.py covers the page's engine)."""
+    return featviz.explorer(*args, engine="kernel", **kwargs)
 
 
 # --------------------------------------------------------------------------- payload
@@ -104,7 +112,7 @@ class Recorder:
 
 def test_activations_sent_equal_capture_within_one_quantisation_step(model, digits):
     images, labels = digits
-    ex = featviz.explorer(model, images, labels, snapshots=None)
+    ex = kernel_explorer(model, images, labels, snapshots=None)
     assert ex.ok and ex.message.value == "" and ex.sent == 1
     for step in (None, ("image_slider", 7), ("rotate", 20)):
         if step is not None:
@@ -134,7 +142,7 @@ def test_activations_sent_equal_capture_within_one_quantisation_step(model, digi
 
 
 def test_filters_and_input_picture_are_sent_for_the_single_view(model, digits):
-    ex = featviz.explorer(model, *digits, snapshots=None)
+    ex = kernel_explorer(model, *digits, snapshots=None)
     data = ex.canvas.payload
     layers = {m["name"]: m for m in ex.canvas.meta["layers"]}
     assert layers["relu1"]["kernel_of"] == "conv1" and not layers["relu1"]["conv"]
@@ -153,7 +161,7 @@ def test_filters_and_input_picture_are_sent_for_the_single_view(model, digits):
 
 def test_layer_filter_view_and_scale_from_the_browser_send_nothing_back(
         model, digits, monkeypatch):
-    ex = featviz.explorer(model, *digits, snapshots=None)
+    ex = kernel_explorer(model, *digits, snapshots=None)
     misses, payload = ex.data.cache.misses, ex.canvas.payload
     rec = Recorder(monkeypatch, ex.canvas)
     # as the browser reports a layer change: the filter slider's new range first
@@ -179,19 +187,25 @@ def test_layer_filter_view_and_scale_from_the_browser_send_nothing_back(
     assert paths.count([["payload"]]) == 1
 
 
-def test_filter_slider_range_follows_the_layer_from_python(model, digits):
-    ex = featviz.explorer(model, *digits, snapshots=None)
+def test_the_kernel_never_narrows_the_filter_range(model, digits):
+    """The page sets the filter slider's exact range; a kernel reply that reaches it after
+    several layer changes must never narrow the range and clamp the filter chosen there:
+    the kernel only widens it, and the filter is clamped where it is read."""
+    ex = kernel_explorer(model, *digits, snapshots=None)
     assert (ex.filter_slider.min, ex.filter_slider.max) == (0, 15)
     ex.layer_dropdown.value = "conv2"
     assert ex.filter_slider.max == 31
     ex.filter_slider.value = 25
+    for layer in ("pool1", "relu1", "conv1", "conv2"):   # queued changes, replayed
+        ex.layer_dropdown.value = layer
+        assert ex.filter_slider.max == 31 and ex.filter_slider.value == 25, layer
     ex.layer_dropdown.value = "pool1"
-    assert ex.filter_slider.max == 15 and ex.filter_slider.value == 15
+    assert ex.state["channel"] == 15, "a filter beyond the layer's maps reads as its last"
     assert ex.sent == 1, "layer and filter changes are drawn from what was sent"
 
 
 def test_controls_are_linked_to_the_picture_in_the_browser(model, digits):
-    ex = featviz.explorer(model, *digits, snapshots=None, layer="conv2", view="single")
+    ex = kernel_explorer(model, *digits, snapshots=None, layer="conv2", view="single")
     pairs = {(link.source[0], link.source[1], link.target[1]) for link in ex._links}
     assert pairs == {(ex.layer_dropdown, "index", "layer_index"),
                      (ex.filter_slider, "value", "channel"),
@@ -209,7 +223,7 @@ def test_image_digit_and_time_slider_recompute_once(digits):
     for seed in (0, 1):
         torch.manual_seed(seed)
         snaps.append((f"step {seed * 100}", featviz.SimpleCNN().eval()))
-    ex = featviz.explorer(snaps[-1][1], images, labels, snapshots=snaps, layer="conv2")
+    ex = kernel_explorer(snaps[-1][1], images, labels, snapshots=snaps, layer="conv2")
     assert [v for _, v in ex.digit_chooser.options] == [1, 2, 3, 4, 5, 6, 9]
     ex.digit_chooser.value = 1
     assert ex.image_slider.value == 1 and ex.sent == 2
@@ -227,7 +241,7 @@ def test_image_digit_and_time_slider_recompute_once(digits):
 
 def test_a_two_pixel_shift_moves_conv1_maps_two_pixels(model, digits):
     images, labels = digits
-    ex = featviz.explorer(model, images, labels, snapshots=None)
+    ex = kernel_explorer(model, images, labels, snapshots=None)
     before = sent(ex)["conv1"][0]
     ex.perturb_controls["shift_x"].value = 2
     after = sent(ex)["conv1"][0]
@@ -243,7 +257,7 @@ def test_a_two_pixel_shift_moves_conv1_maps_two_pixels(model, digits):
 
 
 def test_rotation_and_erasing_change_maps_and_prediction_follows(model, digits):
-    ex = featviz.explorer(featviz.pretrained(), *digits, snapshots=None)
+    ex = kernel_explorer(featviz.pretrained(), *digits, snapshots=None)
     first = sent(ex)["conv2"][0]
     ex.perturb_controls["rotate"].value = 90
     assert not np.allclose(sent(ex)["conv2"][0], first)
@@ -258,7 +272,7 @@ def test_rotation_and_erasing_change_maps_and_prediction_follows(model, digits):
 # --------------------------------------------------------------------------- inspector
 
 def test_clicking_a_conv2_position_takes_the_value_apart(model, digits):
-    ex = featviz.explorer(model, *digits, snapshots=None, layer="conv2", view="single")
+    ex = kernel_explorer(model, *digits, snapshots=None, layer="conv2", view="single")
     ex.image_slider.value = 3
     ex.canvas._handle_custom_msg({"type": "inspect", "layer": 3, "channel": 5, "row": 2,
                                   "col": 6}, [])
@@ -281,7 +295,7 @@ def test_clicking_a_conv2_position_takes_the_value_apart(model, digits):
 
 
 def test_inspecting_a_relu_or_a_wrong_position_says_why(model, digits):
-    ex = featviz.explorer(model, *digits, snapshots=None)
+    ex = kernel_explorer(model, *digits, snapshots=None)
     relu = ex.inspect("relu1", 0, (3, 3))
     assert not relu["ok"] and "not a convolution" in relu["message"] and "conv1" in relu["message"]
     ex.canvas._handle_custom_msg({"type": "inspect", "layer": 0, "channel": 0, "row": 99,
@@ -300,7 +314,7 @@ def test_an_rgb_resnet_is_shown_and_inspected():
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None, num_classes=10).eval()
     images = torch.randn(2, 3, 64, 64)
-    ex = featviz.explorer(net, images, layers=["conv1", "relu", "layer1.0.conv1",
+    ex = kernel_explorer(net, images, layers=["conv1", "relu", "layer1.0.conv1",
                                                "layer2.0.conv1", "layer4.1.conv2"])
     assert ex.ok, ex.problem
     assert [v for _, v in ex.layer_dropdown.options] == ["conv1", "relu", "layer1.0.conv1",
@@ -331,17 +345,22 @@ class _NoConv(nn.Module):
 
 
 @pytest.mark.parametrize("make, words", [
-    (lambda d: featviz.explorer(_NoConv(), *d), "no layer with feature maps"),
-    (lambda d: featviz.explorer(featviz.SimpleCNN(), torch.zeros(0, 1, 28, 28)), "empty"),
-    (lambda d: featviz.explorer(featviz.SimpleCNN(), torch.zeros(2, 3, 28, 28)),
+    (lambda d: kernel_explorer(_NoConv(), *d), "no layer with feature maps"),
+    (lambda d: kernel_explorer(featviz.SimpleCNN(), torch.zeros(0, 1, 28, 28)), "empty"),
+    (lambda d: kernel_explorer(featviz.SimpleCNN(), torch.zeros(2, 3, 28, 28)),
      "could not run on image 0"),
-    (lambda d: featviz.explorer(featviz.SimpleCNN(), torch.zeros(1, 28, 28)), "unsqueeze"),
-    (lambda d: featviz.explorer("resnet", *d), "torch.nn.Module"),
-    (lambda d: featviz.explorer(featviz.SimpleCNN(), *d, layer="fc1"), "no feature maps"),
-    (lambda d: featviz.explorer(featviz.SimpleCNN(), d[0], d[1][:3]), "3 labels for 10 images"),
-    (lambda d: featviz.explorer(featviz.SimpleCNN(), *d, view="big"), "'grid' or 'single'"),
+    (lambda d: kernel_explorer(featviz.SimpleCNN(), torch.zeros(1, 28, 28)), "unsqueeze"),
+    (lambda d: kernel_explorer("resnet", *d), "torch.nn.Module"),
+    (lambda d: kernel_explorer(featviz.SimpleCNN(), *d, layer="fc1"), "no feature maps"),
+    (lambda d: kernel_explorer(featviz.SimpleCNN(), d[0], d[1][:3]), "3 labels for 10 images"),
+    (lambda d: kernel_explorer(featviz.SimpleCNN(), *d, view="big"), "'grid' or 'single'"),
 ])
-def test_bad_states_give_a_message_not_a_traceback(digits, make, words):
+def test_bad_states_raise_in_a_script_and_give_a_message_in_a_notebook(digits, make, words,
+                                                                      monkeypatch):
+    with pytest.raises(ExplorerError) as raised:
+        make(digits)
+    assert words in str(raised.value)
+    monkeypatch.setattr(explorer_widget, "in_notebook", lambda: True)
     ex = make(digits)
     assert not ex.ok
     assert words in html.unescape(ex.message.value)
@@ -359,7 +378,7 @@ def test_a_failing_snapshot_shows_a_message_when_chosen(model, digits):
         def forward(self, x):
             return self.conv1(x)
 
-    ex = featviz.explorer(model, *digits, snapshots=[("odd", Other()), ("final", model)],
+    ex = kernel_explorer(model, *digits, snapshots=[("odd", Other()), ("final", model)],
                           layer="conv2")
     shown = ex.canvas.payload
     ex.time_slider.value = 0  # must not raise into the notebook
@@ -375,7 +394,7 @@ def test_exploring_leaves_a_training_model_as_it_was(digits):
                         nn.Linear(4 * 26 * 26, 10))
     net.train()
     stats = net[1].running_mean.clone()
-    ex = featviz.explorer(net, *digits, snapshots=None)
+    ex = kernel_explorer(net, *digits, snapshots=None)
     assert ex.ok and [v for _, v in ex.layer_dropdown.options] == ["0", "1", "2"]
     ex.image_slider.value = 5
     assert net.training and net[1].training
@@ -387,10 +406,10 @@ def test_exploring_leaves_a_training_model_as_it_was(digits):
 
 def test_default_snapshots_are_the_shipped_history_of_the_shipped_model(digits):
     shipped = featviz.pretrained_snapshots()
-    ex = featviz.explorer(featviz.pretrained(), *digits)
+    ex = kernel_explorer(featviz.pretrained(), *digits)
     assert [label for label, _ in ex.time_slider.options] == [label for label, _ in shipped]
     assert ex.time_slider.value == len(shipped) - 1
-    assert featviz.explorer(featviz.SimpleCNN(), *digits).time_slider is None
+    assert kernel_explorer(featviz.SimpleCNN(), *digits).time_slider is None
 
 
 # --------------------------------------------------------------------------- the still
@@ -398,7 +417,7 @@ def test_default_snapshots_are_the_shipped_history_of_the_shipped_model(digits):
 def test_snapshot_is_a_figure_of_the_current_state(model, digits):
     from matplotlib.figure import Figure
 
-    ex = featviz.explorer(model, *digits, snapshots=None, layer="conv2")
+    ex = kernel_explorer(model, *digits, snapshots=None, layer="conv2")
     ex.filter_slider.value = 9
     fig = ex.snapshot()
     assert isinstance(fig, Figure)

@@ -16,7 +16,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-__all__ = ["IPYWIDGETS_7", "set_tooltip", "display_in_place"]
+__all__ = ["IPYWIDGETS_7", "set_tooltip", "display_in_place", "in_notebook"]
 
 #: True under ipywidgets 7, whose widgets display through ``_ipython_display_``
 IPYWIDGETS_7 = not hasattr(widgets.Widget, "_repr_mimebundle_")
@@ -40,3 +40,14 @@ def display_in_place(view: widgets.Widget, text: str, **kwargs: Any) -> None:
                  "version_major": 2, "version_minor": 0, "model_id": view.model_id}},
             raw=True)
     view._handle_displayed(**kwargs)
+
+
+def in_notebook() -> bool:
+    """True in a Jupyter kernel (a widget shows its problems as a message there); False in
+    a script or a test, where a problem raises."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None

@@ -6,9 +6,19 @@
 // here from those bytes, with no message to the kernel. Colours come from the
 // same matplotlib colour maps as the static figures (`colormaps`, 256 RGB each).
 //
+// With the browser engine (trait `engine` = "browser") the kernel sent the network of
+// every training moment and the images once (`local_meta`, `local_data`), and every
+// control is linked to this view in the page: a new image, moment or perturbation is
+// computed here (explorer_local.js builds the same payload the kernel would), and so is
+// the convolution inspector. Nothing then waits for the kernel; a static page
+// (save_html) keeps every control.
+//
 // For tests and timing, the canvas carries data-draws (a counter),
 // data-drawn (performance.now() at the end of the last draw), data-ms (its
 // duration) and data-state (payload token|layer|filter|view|scale).
+
+import { fmt } from "./style.js";
+import { openBundle, payloadFor, inspect as inspectHere } from "./explorer_local.js";
 
 const GREEN = "#2e7d32";
 const DEAD = "#d9d9d9";
@@ -22,13 +32,12 @@ function bytesOf(v) {
   return new Uint8Array(0);
 }
 
-// a number written short, as featviz._style.fmt does
-function fmt(v, digits = 2) {
-  v = Number(v);
-  if (!Number.isFinite(v)) return String(v);
-  if (Math.abs(v) >= 100) return v.toFixed(0);
-  return String(Number(v.toPrecision(digits)));
+// text for innerHTML: layer names and messages are the user's
+function esc(v) {
+  return String(v).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
+
+const PERTURBATION = ["shift_x", "shift_y", "rotate", "scale", "erase", "noise"];
 
 function num(v) {
   v = Number(v);
@@ -61,7 +70,25 @@ class Picture {
     this.queued = false;
     this.shownChannel = null;
     this.filterModel = null;
+    this.local = null;
+    this.localToken = 0;
+    this.localInspection = null;
+    if (model.get("engine") === "browser") {
+      try {
+        this.local = openBundle(model.get("local_meta"), bytesOf(model.get("local_data")));
+      } catch (e) {
+        this.problem = `The network could not run in this page: ${e.message}`;
+      }
+    }
+    this.engine = document.createElement("div");
+    this.engine.className = "fv-engine";
+    this.engine.textContent = this.local
+      ? "The network runs in this page: every control answers at once, with no kernel round trip."
+      : (this.problem || model.get("engine_note") || "");
+    this.root.dataset.engine = this.local ? "browser" : "kernel";
+    this.root.appendChild(this.engine);
     this.unpack();
+    this.fromKernel();
     this.canvas.addEventListener("click", (e) => this.onClick(e));
     this.canvas.addEventListener("mousemove", (e) => this.onHover(e));
     this.canvas.addEventListener("mouseleave", () => { this.tip.style.display = "none"; });
@@ -85,9 +112,61 @@ class Picture {
     return out;
   }
 
+  // the label chooser follows the image, and choosing a label jumps to the next image
+  // with it (the browser engine; ControlSync does the same in the kernel otherwise)
+  present() {
+    const labels = this.local.labels;
+    return labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
+  }
+
+  labelFollows() {
+    const labels = this.local.labels;
+    if (!labels) return;
+    const k = this.present().indexOf(labels[this.model.get("image_index")]);
+    if (k >= 0 && k !== this.model.get("digit_index")) {
+      this.model.set("digit_index", k);
+      this.model.save_changes();
+    }
+  }
+
+  onDigit() {
+    const labels = this.local.labels;
+    if (!labels) return;
+    const digit = this.present()[this.model.get("digit_index")];
+    const start = this.model.get("image_index"), n = labels.length;
+    if (labels[start] === digit) return;
+    for (let step = 1; step <= n; step++) {
+      const i = (start + step) % n;
+      if (labels[i] === digit) {
+        this.model.set("image_index", i);
+        this.model.save_changes();
+        return;
+      }
+    }
+  }
+
+  // the state the page computes from (the browser engine)
+  localState() {
+    const m = this.model, perturbation = {};
+    for (const k of PERTURBATION) perturbation[k] = m.get(k);
+    return { image: m.get("image_index"), snapshot: m.get("snapshot_index"), perturbation };
+  }
+
+  inspection() {
+    return (this.local ? this.localInspection : this.model.get("inspection")) || {};
+  }
+
   unpack() {
-    this.meta = this.model.get("meta") || {};
-    this.data = bytesOf(this.model.get("payload"));
+    if (this.local) {
+      const built = payloadFor(this.local, { ...this.localState(), token: ++this.localToken });
+      this.meta = built.meta;
+      this.data = built.data;
+      const old = this.localInspection;
+      if (old && old.ok) this.inspectAt(old.layer, old.channel, old.row, old.col);  // follows the input
+    } else {
+      this.meta = this.model.get("meta") || {};
+      this.data = bytesOf(this.model.get("payload"));
+    }
     // per-map numbers travel as float32 in the payload: offset, scale, own limits
     this.layers = (this.meta.layers || []).map((L) => {
       const C = L.shape[0], f = this.floats(L.floats, 4 * C);
@@ -391,7 +470,7 @@ class Picture {
     this.canvas.dataset.map = JSON.stringify(this.hit);
     const [lo, hi] = this.limits(L, c, scaleMode);
     this.colorbar(ctx, mx + mw + 10, y, mh, L.cmap, lo, hi, "activation");
-    const ins = this.model.get("inspection") || {};
+    const ins = this.inspection();
     if (ins.ok && ins.layer === L.name && ins.channel === c) {
       ctx.strokeStyle = "#00e5ff"; ctx.lineWidth = 2;
       ctx.strokeRect(mx + ins.col * mw / w, y + ins.row * mh / h, mw / w, mh / h);
@@ -489,11 +568,27 @@ class Picture {
       this.model.save_changes();
       return;
     }
-    this.pending = { layer: this.layer().name, channel: this.channel(), row: cell.row, col: cell.col };
     this.shownChannel = null;
+    if (this.local) {   // taken apart here, at once
+      this.inspectAt(this.layer().name, this.channel(), cell.row, cell.col);
+      this.schedule();
+      return;
+    }
+    this.pending = { layer: this.layer().name, channel: this.channel(), row: cell.row, col: cell.col };
     this.model.send({ type: "inspect", layer: this.model.get("layer_index"), channel: this.channel(),
                       row: cell.row, col: cell.col });
     this.renderInspector();
+  }
+
+  // a position inspected from Python (explorer.inspect(...)): the page takes it apart too
+  fromKernel() {
+    const ins = this.model.get("inspection") || {};
+    if (this.local && ins.ok) this.inspectAt(ins.layer, ins.channel, ins.row, ins.col);
+  }
+
+  inspectAt(layer, channel, row, col) {
+    this.localInspection = { ...inspectHere(this.local, this.localState(), layer, channel, row, col),
+                             token: this.meta.token };
   }
 
   renderInspector() {
@@ -501,12 +596,12 @@ class Picture {
     const single = this.model.get("view_index") === 1;
     this.insp.style.display = single && L ? "block" : "none";
     if (!single || !L) return;
-    const ins = this.model.get("inspection") || {};
+    const ins = this.inspection();
     const c = this.channel();
     const p = this.pending;
     const fresh = ins.layer === L.name && ins.channel === c;
     if (p && !(ins.layer === p.layer && ins.channel === p.channel && ins.row === p.row && ins.col === p.col)) {
-      this.insp.innerHTML = `<div class="fv-insp-head">${p.layer} · filter ${p.channel} · row ${p.row}, column ${p.col}: computing…</div>`;
+      this.insp.innerHTML = `<div class="fv-insp-head">${esc(p.layer)} · filter ${p.channel} · row ${p.row}, column ${p.col}: computing…</div>`;
       return;
     }
     if (!fresh) {
@@ -556,7 +651,7 @@ function table(grid, kind, cmap, inside) {
 function inspectorHTML(ins, chosen, cmap) {
   const many = ins.channels > 1;
   const shown = ins.shown.find((s) => s.channel === chosen) || ins.shown[0];
-  let html = `<div class="fv-insp-head">${ins.layer} · filter ${ins.channel} · row ${ins.row}, column ${ins.col}: how this value was made</div>`;
+  let html = `<div class="fv-insp-head">${esc(ins.layer)} · filter ${ins.channel} · row ${ins.row}, column ${ins.col}: how this value was made</div>`;
   html += `<div class="fv-insp-body">`;
   if (many) {
     const top = Math.max(...ins.ranked.map((r) => Math.abs(r[1]))) || 1;
@@ -598,7 +693,13 @@ export default {
     model.on("change:channel", redraw);
     model.on("change:view_index", redraw);
     model.on("change:scale_index", redraw);
-    model.on("change:inspection", () => { pic.pending = null; redraw(); });
+    model.on("change:inspection", () => { pic.pending = null; pic.fromKernel(); redraw(); });
+    if (pic.local) {   // the browser engine: the state is computed here
+      const again = () => { pic.unpack(); redraw(); };
+      for (const k of ["image_index", "snapshot_index", ...PERTURBATION]) model.on(`change:${k}`, again);
+      model.on("change:image_index", () => pic.labelFollows());
+      model.on("change:digit_index", () => pic.onDigit());
+    }
     pic.findFilterControl();
     pic.draw();
     return () => { pic.root.remove(); };

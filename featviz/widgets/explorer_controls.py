@@ -122,9 +122,9 @@ def make_controls(data: Any, layer: str, view: str, norm: str) -> Controls:
 
 class ControlSync:
     """Keeps the controls consistent in the kernel: the label chooser shows the image's
-    label and jumps to the next image with the label chosen; the filter slider's range
-    follows the layer (the browser already did this when the change came from it: then
-    nothing is sent)."""
+    label and jumps to the next image with the label chosen (the page does this itself with
+    the browser engine); the filter slider's range widens to the layer's (the page sets
+    it exactly: see :meth:`_on_layer`)."""
 
     def __init__(self, controls: Controls, data: Any) -> None:
         self.c, self.data, self._suspend = controls, data, False
@@ -156,10 +156,20 @@ class ControlSync:
                 self.c.image_slider.value = i  # the explorer redraws for the new image
                 return
 
+    def label_follows_in_the_page(self) -> None:
+        """The browser engine keeps the label chooser and the image in step in the page
+        (explorer.js): the kernel stops doing it, so the two never fight."""
+        if self.c.digit_chooser is not None:
+            self.c.image_slider.unobserve(self._on_image, names="value")
+            self.c.digit_chooser.unobserve(self._on_digit, names="value")
+
     def _on_layer(self, change: dict) -> None:
+        # The page sets the filter slider's exact range at once when the layer changes
+        # (explorer.js). The kernel only ever widens it: a reply that reaches the page
+        # after several layer changes can then never narrow the range and clamp the
+        # filter chosen there. A filter beyond a layer's maps is clamped where it is
+        # read (Explorer.state), never in the slider.
         top = self.data.shapes[change["new"]][0] - 1
         slider = self.c.filter_slider
-        if slider.max != top:
-            if slider.value > top:
-                slider.value = top
+        if slider.max < top:
             slider.max = top

@@ -26,10 +26,14 @@ import ipywidgets as widgets
 import traitlets
 from torch import nn
 
+from ..netspec import UnsupportedModel
+from ._bundle import bundle
+from ._compat import in_notebook
 from ._payload import colormap_table
 from .explorer_controls import NO_CHANGE, Controls, ControlSync, make_controls
 from .explorer_data import ExplorerData, ExplorerError, Perturbation, default_images
 from .explorer_inspect import inspection
+from .explorer_local import browser_bundle
 
 __all__ = ["Explorer", "ExplorerPicture", "ExplorerState", "ExplorerView", "explorer", "ExplorerError",
            "default_images"]
@@ -38,6 +42,7 @@ _HERE = pathlib.Path(__file__).parent
 _COLORMAPS = ("magma", "RdBu_r")
 _VIEWS = ("grid", "single")
 _SCALES = ("shared", "per-map")
+_ENGINES = ("auto", "browser", "kernel")
 
 _CSS = """<style>
 .featviz-explorer .widget-toggle-buttons { display: flex; flex: 0 0 auto; align-items: baseline; }
@@ -61,7 +66,7 @@ class ExplorerView(anywidget.AnyWidget):
     :func:`featviz.widgets.explorer_inspect.inspection`).
     """
 
-    _esm = _HERE / "explorer.js"
+    _esm = bundle("explorer.js")   # with forward.js, imageops.js, style.js, explorer_local.js
     _css = _HERE / "explorer.css"
     payload = traitlets.Bytes(b"").tag(sync=True)
     meta = traitlets.Dict().tag(sync=True)
@@ -74,6 +79,21 @@ class ExplorerView(anywidget.AnyWidget):
     filter_control = traitlets.Instance(widgets.IntSlider, allow_none=True).tag(
         sync=True, **widgets.widget_serialization)
     inspection = traitlets.Dict().tag(sync=True)
+    # the browser engine (see featviz.widgets.explorer_local): the network, the images and
+    # the state the page computes from, linked to the controls there
+    engine = traitlets.Unicode("kernel").tag(sync=True)
+    engine_note = traitlets.Unicode("").tag(sync=True)
+    local_meta = traitlets.Dict().tag(sync=True)
+    local_data = traitlets.Bytes(b"").tag(sync=True)
+    image_index = traitlets.Int(0).tag(sync=True)
+    snapshot_index = traitlets.Int(0).tag(sync=True)
+    digit_index = traitlets.Int(0).tag(sync=True)
+    shift_x = traitlets.Float(0.0).tag(sync=True)
+    shift_y = traitlets.Float(0.0).tag(sync=True)
+    rotate = traitlets.Float(0.0).tag(sync=True)
+    scale = traitlets.Float(1.0).tag(sync=True)
+    erase = traitlets.Int(0).tag(sync=True)
+    noise = traitlets.Float(0.0).tag(sync=True)
 
 
 class ExplorerState:
@@ -182,8 +202,9 @@ class ExplorerPicture(ExplorerState):
 
     def redraw(self) -> None:
         """Send the activations of the current image, moment and perturbation to the
-        browser (one message). Problems are shown in ``message``, never raised."""
-        if not self.ok or self._suspend_redraw:
+        browser (one message). Problems are shown in ``message``, never raised. With the
+        browser engine there is nothing to send: the page computes them itself."""
+        if not self.ok or self._suspend_redraw or self.canvas.engine == "browser":
             return
         s = self.state
         try:
@@ -240,7 +261,8 @@ class Explorer(ExplorerPicture, widgets.VBox):
     def __init__(self, model: nn.Module | None, images: Any = None, labels: Any = None, *,
                  snapshots: Any = "default", layers: Any = None, layer: str | None = None,
                  view: str = "grid", norm: str = "shared",
-                 classes: Sequence[str] | None = None, cache_mb: float = 256.0) -> None:
+                 classes: Sequence[str] | None = None, cache_mb: float = 256.0,
+                 engine: str = "auto") -> None:
         super().__init__()
         self.add_class("featviz-explorer")
         self.message = widgets.HTML(value="")
@@ -263,10 +285,13 @@ class Explorer(ExplorerPicture, widgets.VBox):
             if layer is not None and layer not in self.data.layer_names:
                 raise ExplorerError(f"layer {layer!r} has no feature maps to show; choose one "
                                     f"of {', '.join(self.data.layer_names)}.")
+            if engine not in _ENGINES:
+                raise ExplorerError(f"engine must be 'auto', 'browser' or 'kernel', got {engine!r}.")
         except ExplorerError as exc:
             self._fail(str(exc))
             return
         self.ok = True
+        self._choose_engine(engine)
         self._build(make_controls(self.data, layer or self.data.layer_names[0], view, norm))
         self.redraw()
 
@@ -284,6 +309,30 @@ class Explorer(ExplorerPicture, widgets.VBox):
             self.message, self.canvas,
         ]
 
+    def _choose_engine(self, engine: str) -> None:
+        """The browser engine when asked for or possible ("auto"), else the kernel's; the
+        page says which, and why not in the page."""
+        v = self.canvas
+        if engine == "kernel":
+            v.engine, v.engine_note = "kernel", "the kernel computes the maps (engine='kernel')"
+            return
+        try:
+            meta, data = browser_bundle(self.data)
+        except UnsupportedModel as exc:
+            if engine == "browser":
+                raise ExplorerError(f"engine='browser': {exc}") from None
+            v.engine, v.engine_note = "kernel", f"the kernel computes the maps: {exc}"
+            return
+        with v.hold_sync():
+            v.local_meta, v.local_data = meta, data
+            v.engine, v.engine_note = "browser", ""
+
+    @property
+    def engine(self) -> str:
+        """Where the maps are computed: ``"browser"`` (the page runs the network: no control
+        waits for the kernel) or ``"kernel"`` (see ``canvas.engine_note`` for why)."""
+        return self.canvas.engine
+
     def _connect(self) -> None:
         v = self.canvas
         v.cmap_names = list(_COLORMAPS)
@@ -296,17 +345,62 @@ class Explorer(ExplorerPicture, widgets.VBox):
                        widgets.jslink((self.filter_slider, "value"), (v, "channel")),
                        widgets.jslink((self.view, "index"), (v, "view_index")),
                        widgets.jslink((self.norm, "index"), (v, "scale_index"))]
-        # the kernel is asked only for a new image, training moment or perturbation
+        if v.engine == "browser":
+            self._links += self._browser_links()
+        # the kernel is asked only for a new image, training moment or perturbation (and
+        # with the browser engine not even then)
         for w in (self.image_slider, self.time_slider, *self.perturb_controls.values()):
             if w is not None:
                 w.observe(lambda _: self.redraw(), names="value")
         self.reset_button.on_click(lambda _: self.reset_perturbation())
         v.on_msg(self._on_view_msg)
 
+    def _browser_links(self) -> list[Any]:
+        """With the browser engine, every control is linked to the picture in the page."""
+        v, links = self.canvas, []
+        v.image_index = self.image_slider.value
+        links.append(widgets.jslink((self.image_slider, "value"), (v, "image_index")))
+        if self.time_slider is not None:
+            v.snapshot_index = self.time_slider.index
+            links.append(widgets.jslink((self.time_slider, "index"), (v, "snapshot_index")))
+        else:
+            v.snapshot_index = len(self.data.snapshots) - 1
+        if self.digit_chooser is not None:
+            v.digit_index = self.digit_chooser.index
+            links.append(widgets.jslink((self.digit_chooser, "index"), (v, "digit_index")))
+            self._sync.label_follows_in_the_page()
+        for name, control in self.perturb_controls.items():
+            setattr(v, name, control.value)
+            links.append(widgets.jslink((control, "value"), (v, name)))
+        return links
+
     def _fail(self, text: str) -> None:
         self.problem = text
         self.message.value = "<b>The explorer cannot start:</b> " + html.escape(text)
         self.children = [widgets.HTML(_CSS), self.message]
+
+    def save_html(self, path: str | pathlib.Path, *, title: str = "featviz explorer") -> pathlib.Path:
+        """One self-contained HTML file of the explorer that works with no kernel and no
+        network (the page's modules, the network's weights and the images are inside it).
+
+        With the browser engine every control works there: image, label, layer, filter,
+        view, scale, training moment, the perturbations and "undo changes", and the
+        convolution inspector. With the kernel engine (a model the browser cannot run)
+        the page holds the current image's maps: layer, filter, view and scale work, and
+        the page says that the rest needs a kernel. Returns the path written.
+        """
+        from ._static import controls_from_widgets, save_html, static_html
+
+        if not self.ok:
+            raise ExplorerError(self.problem)
+        live = self.canvas.engine == "browser"
+        buttons = [(self.reset_button, dict(NO_CHANGE))] if live else []
+        specs = controls_from_widgets(self.canvas, self._links, buttons=buttons)
+        note = "" if live else (
+            "A saved copy of one image: the layer, filter, view and scale work here; other "
+            "images, training moments, perturbations and the inspector need the notebook "
+            f"({self.canvas.engine_note}).")
+        return save_html(path, static_html(self.canvas, specs, title=title, note=note))
 
     def reset_perturbation(self) -> None:
         """Put the perturbation sliders back to 'no change' (one redraw)."""
@@ -329,6 +423,7 @@ def explorer(
     norm: str = "shared",
     classes: Sequence[str] | None = None,
     cache_mb: float = 256.0,
+    engine: str = "auto",
 ) -> Explorer:
     """An interactive feature-map explorer for a model, drawn in the browser.
 
@@ -351,11 +446,23 @@ def explorer(
     norm : ``"shared"`` or ``"per-map"`` colour scale.
     classes : class names for the prediction (default: the class numbers).
     cache_mb : memory for cached activations.
+    engine : where the maps are computed. ``"auto"`` (the default): in the page when
+        every snapshot is made of layers the browser runs (see
+        :func:`featviz.browser_network`; the course's SimpleCNN is), so that no control
+        waits for the kernel and :meth:`Explorer.save_html` keeps every control;
+        otherwise in the kernel. ``"browser"`` insists (an error says why not),
+        ``"kernel"`` never sends the network.
 
     Returns
     -------
-    Explorer : an ``ipywidgets.VBox``; leave it last in a cell to show it. Problems
-        (no convolution layer, no images) are shown in it as a message.
+    Explorer : an ``ipywidgets.VBox``; leave it last in a cell to show it.
+
+    Raises
+    ------
+    ExplorerError : in a script, for a model or images it cannot show (no convolution
+        layer, no images, a wrong shape), saying what to change. In a notebook the
+        same message is shown in the widget instead, so that Run All goes on; build
+        ``Explorer(...)`` directly to get the widget with its message anywhere.
 
     >>> import torch, featviz
     >>> ex = featviz.explorer(featviz.pretrained(), torch.zeros(2, 1, 28, 28))
@@ -363,5 +470,8 @@ def explorer(
     >>> ex.filter_slider.max
     31
     """
-    return Explorer(model, images, labels, snapshots=snapshots, layers=layers, layer=layer,
-                    view=view, norm=norm, classes=classes, cache_mb=cache_mb)
+    ex = Explorer(model, images, labels, snapshots=snapshots, layers=layers, layer=layer,
+                  view=view, norm=norm, classes=classes, cache_mb=cache_mb, engine=engine)
+    if not ex.ok and not in_notebook():
+        raise ExplorerError(ex.problem)
+    return ex
