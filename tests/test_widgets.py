@@ -187,21 +187,28 @@ def test_layer_filter_view_and_scale_from_the_browser_send_nothing_back(
     assert paths.count([["payload"]]) == 1
 
 
-def test_the_kernel_never_narrows_the_filter_range(model, digits):
-    """The page sets the filter slider's exact range; a kernel reply that reaches it after
-    several layer changes must never narrow the range and clamp the filter chosen there:
-    the kernel only widens it, and the filter is clamped where it is read."""
+def test_filter_slider_range_follows_the_layer_from_python(model, digits):
     ex = kernel_explorer(model, *digits, snapshots=None)
     assert (ex.filter_slider.min, ex.filter_slider.max) == (0, 15)
     ex.layer_dropdown.value = "conv2"
     assert ex.filter_slider.max == 31
     ex.filter_slider.value = 25
-    for layer in ("pool1", "relu1", "conv1", "conv2"):   # queued changes, replayed
+    ex.layer_dropdown.value = "pool1"
+    assert ex.filter_slider.max == 15 and ex.filter_slider.value == 15
+    assert ex.sent == 1, "layer and filter changes are drawn from what was sent"
+
+
+def test_once_a_page_shows_it_the_kernel_never_touches_the_filter_range(model, digits):
+    """The page sets the filter slider's range itself; a kernel reply reaching it after
+    several layer changes must never narrow the range and clamp the filter chosen there."""
+    ex = kernel_explorer(model, *digits, snapshots=None)
+    ex.canvas.page_open = True          # what the page sends when it shows the picture
+    ex.filter_slider.max, ex.filter_slider.value = 31, 25   # the page: conv2, filter 25
+    for layer in ("pool1", "relu1", "conv1", "conv2"):   # changes queued behind a busy kernel
         ex.layer_dropdown.value = layer
         assert ex.filter_slider.max == 31 and ex.filter_slider.value == 25, layer
     ex.layer_dropdown.value = "pool1"
     assert ex.state["channel"] == 15, "a filter beyond the layer's maps reads as its last"
-    assert ex.sent == 1, "layer and filter changes are drawn from what was sent"
 
 
 def test_controls_are_linked_to_the_picture_in_the_browser(model, digits):

@@ -701,6 +701,10 @@ export default {
       model.on("change:digit_index", () => pic.onDigit());
     }
     pic.findFilterControl();
+    if (!model.get("page_open")) {   // from now on the page sets the filter slider's range
+      model.set("page_open", true);
+      model.save_changes();
+    }
     pic.draw();
     return () => { pic.root.remove(); };
   },

@@ -123,11 +123,12 @@ def make_controls(data: Any, layer: str, view: str, norm: str) -> Controls:
 class ControlSync:
     """Keeps the controls consistent in the kernel: the label chooser shows the image's
     label and jumps to the next image with the label chosen (the page does this itself with
-    the browser engine); the filter slider's range widens to the layer's (the page sets
-    it exactly: see :meth:`_on_layer`)."""
+    the browser engine); the filter slider's range follows the layer until the picture
+    is open in a page, which then sets it itself (see :meth:`_on_layer`)."""
 
     def __init__(self, controls: Controls, data: Any) -> None:
         self.c, self.data, self._suspend = controls, data, False
+        self.page_owns_range = False   # set once the picture is open in a page
         controls.layer_dropdown.observe(self._on_layer, names="value")
         if controls.digit_chooser is not None:
             controls.image_slider.observe(self._on_image, names="value")
@@ -164,12 +165,16 @@ class ControlSync:
             self.c.digit_chooser.unobserve(self._on_digit, names="value")
 
     def _on_layer(self, change: dict) -> None:
-        # The page sets the filter slider's exact range at once when the layer changes
-        # (explorer.js). The kernel only ever widens it: a reply that reaches the page
-        # after several layer changes can then never narrow the range and clamp the
-        # filter chosen there. A filter beyond a layer's maps is clamped where it is
-        # read (Explorer.state), never in the slider.
+        # Once the picture is open in a page, the page owns the filter slider's range: it
+        # sets it at once when the layer changes (explorer.js), and the kernel keeps out,
+        # so that a reply reaching the page after several layer changes can never narrow
+        # the range and clamp the filter chosen there. Without a page (a script, a test,
+        # nbval) the kernel keeps the range right itself.
+        if self.page_owns_range:
+            return
         top = self.data.shapes[change["new"]][0] - 1
         slider = self.c.filter_slider
-        if slider.max < top:
+        if slider.max != top:
+            if slider.value > top:
+                slider.value = top
             slider.max = top

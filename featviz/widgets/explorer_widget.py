@@ -85,6 +85,8 @@ class ExplorerView(anywidget.AnyWidget):
     engine_note = traitlets.Unicode("").tag(sync=True)
     local_meta = traitlets.Dict().tag(sync=True)
     local_data = traitlets.Bytes(b"").tag(sync=True)
+    # set by the page when it shows the picture: from then on it owns the filter range
+    page_open = traitlets.Bool(False).tag(sync=True)
     image_index = traitlets.Int(0).tag(sync=True)
     snapshot_index = traitlets.Int(0).tag(sync=True)
     digit_index = traitlets.Int(0).tag(sync=True)
@@ -353,7 +355,12 @@ class Explorer(ExplorerPicture, widgets.VBox):
             if w is not None:
                 w.observe(lambda _: self.redraw(), names="value")
         self.reset_button.on_click(lambda _: self.reset_perturbation())
+        v.observe(self._on_page_open, names="page_open")
         v.on_msg(self._on_view_msg)
+
+    def _on_page_open(self, change: dict) -> None:
+        if change["new"]:
+            self._sync.page_owns_range = True
 
     def _browser_links(self) -> list[Any]:
         """With the browser engine, every control is linked to the picture in the page."""
