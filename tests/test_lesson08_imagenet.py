@@ -30,8 +30,8 @@ LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "08_beyond_mnist.ip
 def _cells() -> list[str]:
     """The lesson's first code cell (setup), then every cell tagged ``imagenet``, in order."""
     code = [c for c in nbformat.read(LESSON, as_version=4).cells if c.cell_type == "code"]
-    tagged = [c for c in code[1:] if "imagenet" in c.metadata.get("tags", [])]
-    return [code[0].source] + [c.source for c in tagged]
+    tagged = [c for c in code[2:] if "imagenet" in c.metadata.get("tags", [])]
+    return [code[1].source] + [c.source for c in tagged]   # code[0] is the setup cell
 
 
 def _run(source: str, ns: dict, shown: list) -> str:

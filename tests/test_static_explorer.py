@@ -110,3 +110,32 @@ def test_the_inspector_takes_a_value_apart_as_python_does(page, tmp_path):
     assert float(total.get_attribute("data-value")) == pytest.approx(want, abs=1e-4)
     assert page.dialogs == [] and not page.errors
     page.shot(tmp_path / "static_explorer_inspector.png")
+
+
+def test_a_model_the_page_cannot_run_is_saved_with_its_maps_per_image(browser, tmp_path):  # noqa: F811
+    """A residual network (the page runs no skip connection): the saved page holds the
+    maps of the first images, precomputed, and says what needs a kernel."""
+    torch.manual_seed(0)
+    images, labels = featviz.digit_examples()
+    ex = featviz.explorer(featviz.SmallResNet().eval(), images, labels, snapshots=None)
+    assert ex.engine == "kernel" and "cannot run in the browser" in ex.canvas.engine_note
+    path = ex.save_html(tmp_path / "resnet.html", max_images=6)
+    text = path.read_text(encoding="utf-8")
+    assert "maps of 6 images" in text and "perturbations" in text
+    page = Page(browser, path, width=1000)
+    try:
+        assert page.page.locator(".fv-explorer-view[data-engine=precomputed]").count() == 1
+        labels_shown = page.page.locator(".fvh-label").all_text_contents()
+        assert "image" in labels_shown and "rotate °" not in labels_shown
+        row = page.page.locator(".fvh-kind-slider", has=page.page.locator(".fvh-label:text-is('image')"))
+        assert row.locator("input").get_attribute("max") == "5"
+        seen = {page.pixels()["hash"]}
+        for _ in range(3):
+            row.locator("input").focus()
+            after = page.redraw(lambda: page.page.keyboard.press("ArrowRight"))
+            assert after["hash"] not in seen, "a new image changed nothing"
+            seen.add(after["hash"])
+        assert all(u.startswith(("file:", "blob:", "data:")) for u in page.requests)
+        assert not page.errors, page.errors
+    finally:
+        page.page.close()

@@ -73,7 +73,10 @@ class Picture {
     this.local = null;
     this.localToken = 0;
     this.localInspection = null;
-    if (model.get("engine") === "browser") {
+    this.saved = null;   // a saved page of a model the browser cannot run: maps per image
+    if (model.get("engine") === "precomputed") {
+      this.saved = { ...model.get("local_meta"), data: bytesOf(model.get("local_data")) };
+    } else if (model.get("engine") === "browser") {
       try {
         this.local = openBundle(model.get("local_meta"), bytesOf(model.get("local_data")));
       } catch (e) {
@@ -84,8 +87,9 @@ class Picture {
     this.engine.className = "fv-engine";
     this.engine.textContent = this.local
       ? "The network runs in this page: every control answers at once, with no kernel round trip."
-      : (this.problem || model.get("engine_note") || "");
-    this.root.dataset.engine = this.local ? "browser" : "kernel";
+      : this.saved ? `Maps computed in the notebook for ${this.saved.payloads.length} images.`
+        : (this.problem || model.get("engine_note") || "");
+    this.root.dataset.engine = this.local ? "browser" : this.saved ? "precomputed" : "kernel";
     this.root.appendChild(this.engine);
     this.unpack();
     this.fromKernel();
@@ -114,13 +118,17 @@ class Picture {
 
   // the label chooser follows the image, and choosing a label jumps to the next image
   // with it (the browser engine; ControlSync does the same in the kernel otherwise)
+  labels() {
+    return (this.local || this.saved || {}).labels || null;
+  }
+
   present() {
-    const labels = this.local.labels;
+    const labels = this.labels();
     return labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
   }
 
   labelFollows() {
-    const labels = this.local.labels;
+    const labels = this.labels();
     if (!labels) return;
     const k = this.present().indexOf(labels[this.model.get("image_index")]);
     if (k >= 0 && k !== this.model.get("digit_index")) {
@@ -130,7 +138,7 @@ class Picture {
   }
 
   onDigit() {
-    const labels = this.local.labels;
+    const labels = this.labels();
     if (!labels) return;
     const digit = this.present()[this.model.get("digit_index")];
     const start = this.model.get("image_index"), n = labels.length;
@@ -157,7 +165,12 @@ class Picture {
   }
 
   unpack() {
-    if (this.local) {
+    if (this.saved) {
+      const p = this.saved.payloads;
+      const m = p[Math.max(0, Math.min(p.length - 1, this.model.get("image_index")))];
+      this.meta = m;
+      this.data = this.saved.data.subarray(m.at, m.at + m.size);
+    } else if (this.local) {
       const built = payloadFor(this.local, { ...this.localState(), token: ++this.localToken });
       this.meta = built.meta;
       this.data = built.data;
@@ -694,6 +707,10 @@ export default {
     model.on("change:view_index", redraw);
     model.on("change:scale_index", redraw);
     model.on("change:inspection", () => { pic.pending = null; pic.fromKernel(); redraw(); });
+    if (pic.saved) {   // a saved page: one precomputed payload per image
+      model.on("change:image_index", () => { pic.unpack(); redraw(); pic.labelFollows(); });
+      model.on("change:digit_index", () => pic.onDigit());
+    }
     if (pic.local) {   // the browser engine: the state is computed here
       const again = () => { pic.unpack(); redraw(); };
       for (const k of ["image_index", "snapshot_index", ...PERTURBATION]) model.on(`change:${k}`, again);

@@ -386,28 +386,56 @@ class Explorer(ExplorerPicture, widgets.VBox):
         self.message.value = "<b>The explorer cannot start:</b> " + html.escape(text)
         self.children = [widgets.HTML(_CSS), self.message]
 
-    def save_html(self, path: str | pathlib.Path, *, title: str = "featviz explorer") -> pathlib.Path:
+    def save_html(self, path: str | pathlib.Path, *, title: str = "featviz explorer",
+                  max_images: int = 24) -> pathlib.Path:
         """One self-contained HTML file of the explorer that works with no kernel and no
         network (the page's modules, the network's weights and the images are inside it).
 
         With the browser engine every control works there: image, label, layer, filter,
         view, scale, training moment, the perturbations and "undo changes", and the
         convolution inspector. With the kernel engine (a model the browser cannot run)
-        the page holds the current image's maps: layer, filter, view and scale work, and
-        the page says that the rest needs a kernel. Returns the path written.
+        the page holds the maps of the first ``max_images`` images at the current
+        training moment, precomputed here: image, label, layer, filter, view and scale
+        work, and the page says that perturbations, other moments and the inspector
+        need a kernel. Returns the path written.
         """
         from ._static import controls_from_widgets, save_html, static_html
 
         if not self.ok:
             raise ExplorerError(self.problem)
-        live = self.canvas.engine == "browser"
-        buttons = [(self.reset_button, dict(NO_CHANGE))] if live else []
-        specs = controls_from_widgets(self.canvas, self._links, buttons=buttons)
-        note = "" if live else (
-            "A saved copy of one image: the layer, filter, view and scale work here; other "
-            "images, training moments, perturbations and the inspector need the notebook "
-            f"({self.canvas.engine_note}).")
-        return save_html(path, static_html(self.canvas, specs, title=title, note=note))
+        if self.canvas.engine == "browser":
+            specs = controls_from_widgets(self.canvas, self._links,
+                                          buttons=[(self.reset_button, dict(NO_CHANGE))])
+            return save_html(path, static_html(self.canvas, specs, title=title))
+        meta, data, count = self._precomputed(max_images)
+        links = [*self._links, (self.image_slider, "value", "image_index")]
+        if self.digit_chooser is not None:
+            links.append((self.digit_chooser, "index", "digit_index"))
+        specs = controls_from_widgets(self.canvas, links)
+        image = next(s for s in specs if "image_index" in s.drives)
+        image.max = count - 1
+        image.value = min(int(image.value), count - 1)
+        note = (f"A saved copy with the maps of {count} images, computed in the notebook: the "
+                "image, label, layer, filter, view and scale work here; perturbations, other "
+                f"training moments and the inspector need a kernel ({self.canvas.engine_note}).")
+        return save_html(path, static_html(
+            self.canvas, specs, title=title, note=note,
+            overrides={"engine": "precomputed", "local_meta": meta, "local_data": data}))
+
+    def _precomputed(self, max_images: int) -> tuple[dict[str, Any], bytes, int]:
+        """The payloads of the first ``max_images`` images (current moment, no
+        perturbation), laid end to end: ``(meta, bytes, count)``; each image's payload
+        is ``bytes[start:start + size]`` with the layout of ``data.payload``."""
+        snap = self.state["snapshot"]
+        count = max(1, min(int(max_images), len(self.data.images)))
+        chunks, metas, at = [], [], 0
+        for i in range(count):
+            data, meta = self.data.payload(i, snap, Perturbation())
+            metas.append({**meta, "token": i + 1, "at": at, "size": len(data)})
+            chunks.append(data + bytes(-len(data) % 4))
+            at += len(chunks[-1])
+        labels = None if self.data.labels is None else [int(v) for v in self.data.labels[:count]]
+        return {"payloads": metas, "labels": labels}, b"".join(chunks), count
 
     def reset_perturbation(self) -> None:
         """Put the perturbation sliders back to 'no change' (one redraw)."""
