@@ -18,6 +18,7 @@
 // duration) and data-state (payload token|layer|filter|view|scale).
 
 import { fmt } from "./style.js";
+import { gridLayout, cellAt } from "./layout.js";
 import { openBundle, payloadFor, inspect as inspectHere } from "./explorer_local.js";
 
 const GREEN = "#2e7d32";
@@ -364,15 +365,7 @@ class Picture {
   }
 
   gridLayout(L) {
-    const [C, h, w] = L.shape;
-    const [rows, cols] = L.grid;
-    const availW = WIDTH - 16 - 80, availH = 440;
-    const gap = C > 64 ? 2 : 6;
-    let tw = Math.floor(Math.min((availW - gap * (cols - 1)) / cols,
-                                 ((availH - gap * (rows - 1)) / rows) * w / h));
-    tw = Math.max(tw, 2);
-    const th = Math.max(2, Math.round(tw * h / w));
-    return { C, h, w, rows, cols, tw, th, gap };
+    return gridLayout(L.shape, L.grid, WIDTH);
   }
 
   gridHeight(L) {
@@ -540,18 +533,7 @@ class Picture {
   }
 
   cellAt(e) {
-    const hit = this.hit;
-    if (!hit) return null;
-    const [x, y] = this.position(e);
-    if (hit.kind === "grid") {
-      const col = Math.floor((x - hit.x0) / (hit.tw + hit.gap)), row = Math.floor((y - hit.y0) / (hit.th + hit.gap));
-      const i = row * hit.cols + col;
-      if (col < 0 || col >= hit.cols || row < 0 || i >= hit.C) return null;
-      return { kind: "grid", index: i };
-    }
-    const col = Math.floor((x - hit.x0) / (hit.mw / hit.w)), row = Math.floor((y - hit.y0) / (hit.mh / hit.h));
-    if (col < 0 || col >= hit.w || row < 0 || row >= hit.h) return null;
-    return { kind: "single", row, col };
+    return cellAt(this.hit, ...this.position(e));
   }
 
   onHover(e) {
