@@ -34,6 +34,7 @@ SUITES = {
     "forward.test.mjs": ("make_fixtures.py", "FEATVIZ_JS_FIXTURES"),
     "style.test.mjs": ("make_style_fixtures.py", "FEATVIZ_JS_STYLE_FIXTURES"),
     "layout.test.mjs": (None, None),   # needs no fixtures
+    "codec.test.mjs": ("make_codec_fixtures.py", "FEATVIZ_JS_CODEC_FIXTURES"),
     "explorer_local.test.mjs": ("make_explorer_fixtures.py", "FEATVIZ_JS_EXPLORER_FIXTURES"),
 }
 

@@ -19,19 +19,13 @@
 
 import { fmt } from "./style.js";
 import { gridLayout, cellAt } from "./layout.js";
+import { bytesOf, explorerLayers } from "./codec.js";
 import { openBundle, payloadFor, inspect as inspectHere } from "./explorer_local.js";
 
 const GREEN = "#2e7d32";
 const DEAD = "#d9d9d9";
 const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif";
 const WIDTH = 780;
-
-function bytesOf(v) {
-  if (!v) return new Uint8Array(0);
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  return new Uint8Array(0);
-}
 
 // text for innerHTML: layer names and messages are the user's
 function esc(v) {
@@ -110,13 +104,6 @@ class Picture {
     }
   }
 
-  floats(start, n) {
-    const view = new DataView(this.data.buffer, this.data.byteOffset + start, 4 * n);
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
-    return out;
-  }
-
   // the label chooser follows the image, and choosing a label jumps to the next image
   // with it (the browser engine; ControlSync does the same in the kernel otherwise)
   labels() {
@@ -182,16 +169,7 @@ class Picture {
       this.data = bytesOf(this.model.get("payload"));
     }
     // per-map numbers travel as float32 in the payload: offset, scale, own limits
-    this.layers = (this.meta.layers || []).map((L) => {
-      const C = L.shape[0], f = this.floats(L.floats, 4 * C);
-      const out = { ...L, offset: f.subarray(0, C), scale: f.subarray(C, 2 * C),
-                    per_map: [f.subarray(2 * C, 3 * C), f.subarray(3 * C, 4 * C)] };
-      if (L.kernel) {
-        const n = L.kernel.dims[0], k = this.floats(L.kernel.floats, 2 * n);
-        out.kernel = { ...L.kernel, offset: k.subarray(0, n), scale: k.subarray(n, 2 * n) };
-      }
-      return out;
-    });
+    this.layers = explorerLayers(this.meta, this.data);
     const names = this.model.get("cmap_names") || [];
     const all = bytesOf(this.model.get("colormaps"));
     this.cmaps = {};

@@ -15,6 +15,7 @@
 import { decode, forward, softmax, argmax } from "./forward.js";
 import { mnistStyle, resize, MNIST_MEAN, MNIST_STD } from "./imageops.js";
 import { colorScale, fmt, gridShape } from "./style.js";
+import { bytesOf, mapValue } from "./codec.js";
 
 const SEND_MS = 30;        // at most one drawing sent to the kernel per this many ms
 const STALE_MS = 2000;     // an unanswered drawing older than this no longer holds the next
@@ -26,16 +27,6 @@ const CELL_MAX = 88;       // the largest a single map is drawn
 const GAP = 6;             // between maps
 const LABEL = 14;          // room under each map for its number
 const INK_RGB = [24, 28, 44];
-
-function bytesOf(value) {
-  if (!value) return new Uint8Array(0);
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof DataView) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (value instanceof ArrayBuffer) return new Uint8Array(value);
-  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (Array.isArray(value)) return Uint8Array.from(value);
-  return new Uint8Array(0);
-}
 
 function make(tag, cls, parent, text) {
   const node = document.createElement(tag);
@@ -358,8 +349,7 @@ function kernelMaps(model) {
   const data = bytesOf(model.get("_maps"));
   const ready = meta.shape && data.length === meta.shape[0] * meta.shape[1] * meta.shape[2];
   if (!ready) return null;
-  const [, h, w] = meta.shape;
-  return { ...meta, value: (m, i) => meta.offset[m] + meta.scale[m] * data[m * h * w + i] };
+  return { ...meta, value: (m, i) => mapValue(data, 0, meta.offset, meta.scale, meta.shape, m, i) };
 }
 
 // One layer's maps computed here, laid out and scaled as sketchpad_reader.maps_message does.
