@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import anywidget
 import ipywidgets as widgets
 import traitlets
+import torch
 from torch import nn
 
 from ..netspec import UnsupportedModel
@@ -99,71 +100,50 @@ class ExplorerView(anywidget.AnyWidget):
 
 
 class ExplorerState:
-    """What an explorer shows, read from its controls, and what the model makes of it:
-    the queries of :class:`Explorer` (``data`` and the controls are set by it)."""
+    """What an explorer shows, read from its controls, and what the model makes of it.
 
-    ok: bool
-    problem: str
-    data: ExplorerData
-    # the controls (those of :class:`Controls`); None when the explorer could not start
-    image_slider: widgets.IntSlider
-    digit_chooser: widgets.ToggleButtons | None
-    layer_dropdown: widgets.Dropdown
-    filter_slider: widgets.IntSlider
-    view: widgets.ToggleButtons
-    norm: widgets.ToggleButtons
-    time_slider: widgets.SelectionSlider | None
-    perturb_controls: dict[str, widgets.Widget]
+    It holds the explorer's ``data`` and ``controls`` (given, never looked up elsewhere)
+    and answers the queries :class:`Explorer` passes on: ``state``, ``perturbation``,
+    ``input()``, ``activations()``, ``prediction()``.
+    """
+
+    def __init__(self, data: ExplorerData, controls: Controls) -> None:
+        self.data, self.controls = data, controls
 
     @property
     def state(self) -> dict[str, Any]:
         """The current choice: image, layer, channel, view, norm and snapshot (indices)."""
-        if not self.ok:
-            return {}
-        top = self.data.shapes[self.layer_dropdown.value][0] - 1
+        c = self.controls
+        top = self.data.shapes[c.layer_dropdown.value][0] - 1
         return {
-            "image": int(self.image_slider.value),
-            "layer": self.layer_dropdown.value,
-            "channel": min(int(self.filter_slider.value), top),
-            "view": self.view.value,
-            "norm": self.norm.value,
-            "snapshot": int(self.time_slider.value) if self.time_slider is not None
+            "image": int(c.image_slider.value),
+            "layer": c.layer_dropdown.value,
+            "channel": min(int(c.filter_slider.value), top),
+            "view": c.view.value,
+            "norm": c.norm.value,
+            "snapshot": int(c.time_slider.value) if c.time_slider is not None
             else len(self.data.snapshots) - 1,
         }
 
     @property
     def perturbation(self) -> Perturbation:
         """The change made to the input by the perturbation sliders."""
-        c = self.perturb_controls
-        if not c:
-            return Perturbation()
-        return Perturbation(shift_x=float(c["shift_x"].value), shift_y=float(c["shift_y"].value),
-                            rotate=float(c["rotate"].value), scale=float(c["scale"].value),
-                            erase=int(c["erase"].value), noise=float(c["noise"].value))
+        p = self.controls.perturb
+        return Perturbation(shift_x=float(p["shift_x"].value), shift_y=float(p["shift_y"].value),
+                            rotate=float(p["rotate"].value), scale=float(p["scale"].value),
+                            erase=int(p["erase"].value), noise=float(p["noise"].value))
 
-    @property
-    def images(self):
-        """The images the explorer shows, ``(N, C, H, W)``."""
-        return self.data.images if self.ok else None
-
-    @property
-    def snapshots(self) -> list:
-        return self.data.snapshots if self.ok else []
-
-    def input(self):
+    def input(self) -> torch.Tensor:
         """The current input as the model sees it (perturbed), ``(1, C, H, W)``."""
         return self.data.input(self.state["image"], self.perturbation)
 
     def activations(self, index: int | None = None, snapshot: int | None = None) -> dict:
-        """The maps ``{layer: (C, H, W) array}`` of one image at one snapshot (default: the
-        current ones), with the current perturbation."""
         s = self.state
         return self.data.entry(s["image"] if index is None else index,
                                s["snapshot"] if snapshot is None else snapshot,
                                self.perturbation).maps
 
     def prediction(self) -> tuple[str, float] | None:
-        """``(class name, probability)`` the model gives the current input, if it classifies."""
         s = self.state
         probs = self.data.entry(s["image"], s["snapshot"], self.perturbation).probs
         if probs is None:
@@ -171,55 +151,36 @@ class ExplorerState:
         k = int(probs.argmax())
         return self.data.class_name(k), float(probs[k])
 
-    def __repr__(self) -> str:
-        # the text a notebook viewer shows where the live widget cannot run
-        return "featviz explorer: a live widget (run the notebook to use it)"
 
-    def caption(self) -> list[str]:
-        """The current state in words, as written above :meth:`snapshot`'s picture."""
-        from .explorer_still import describe
-
-        return describe(self)
-
-    def snapshot(self, caption: bool = True) -> Any:
-        """A still picture of the current state (a matplotlib ``Figure``), for readers where
-        widgets do not run: the same colours, layout and words as the live widget."""
-        from .explorer_still import still
-
-        if not self.ok:
-            raise ExplorerError(self.problem)
-        return still(self, caption=caption)
-
-
-class ExplorerPicture(ExplorerState):
+class ExplorerPicture:
     """What an explorer sends to its picture (:class:`ExplorerView`): the activations of
-    the current state, once per image, training moment and perturbation, and the
-    convolution inspector's answers (``data``, ``canvas`` and ``message`` are set by
-    :class:`Explorer`)."""
+    the current state, once per image, training moment and perturbation (the kernel
+    engine), and the convolution inspector's answers. It holds the ``state`` it
+    reads, the ``view`` it writes and the ``message`` line it shows problems in."""
 
-    canvas: ExplorerView
-    message: widgets.HTML
-    sent: int
-    _suspend_redraw: bool
+    def __init__(self, state: ExplorerState, view: ExplorerView, message: widgets.HTML) -> None:
+        self.queries, self.view, self.message = state, view, message
+        self.sent = 0          # payloads sent to the browser: one per image / moment / perturbation
+        self.suspended = False
 
     def redraw(self) -> None:
         """Send the activations of the current image, moment and perturbation to the
         browser (one message). Problems are shown in ``message``, never raised. With the
         browser engine there is nothing to send: the page computes them itself."""
-        if not self.ok or self._suspend_redraw or self.canvas.engine == "browser":
+        if self.suspended or self.view.engine == "browser":
             return
-        s = self.state
+        q, s = self.queries, self.queries.state
         try:
-            data, meta = self.data.payload(s["image"], s["snapshot"], self.perturbation)
+            data, meta = q.data.payload(s["image"], s["snapshot"], q.perturbation)
         except ExplorerError as exc:
             self.message.value = "<b>Cannot show this:</b> " + html.escape(str(exc))
             return
         self.sent += 1
         meta["token"] = self.sent
-        old = self.canvas.inspection
-        with self.canvas.hold_sync():
-            self.canvas.meta = meta
-            self.canvas.payload = data
+        old = self.view.inspection
+        with self.view.hold_sync():
+            self.view.meta = meta
+            self.view.payload = data
         if self.message.value:
             self.message.value = ""
         if old.get("ok"):  # the inspector follows the input
@@ -228,23 +189,23 @@ class ExplorerPicture(ExplorerState):
     def inspect(self, layer: str, channel: int, position: tuple[int, int]) -> dict[str, Any]:
         """Take one value of a convolution layer apart, show it in the inspector and return
         it (the dict the browser draws; ``"ok"`` False with a ``"message"`` when it cannot)."""
-        s = self.state
-        _, model = self.data.snapshots[s["snapshot"]]
-        found = inspection(model, self.data, self.input(), layer, channel, position)
+        q = self.queries
+        _, model = q.data.snapshots[q.state["snapshot"]]
+        found = inspection(model, q.data, q.input(), layer, channel, position)
         found["token"] = self.sent
-        self.canvas.inspection = found
+        self.view.inspection = found
         return found
 
-    def _on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def on_view_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "inspect":
             try:
-                self.inspect(self.data.layer_names[int(content["layer"])], int(content["channel"]),
-                             (int(content["row"]), int(content["col"])))
+                self.inspect(self.queries.data.layer_names[int(content["layer"])],
+                             int(content["channel"]), (int(content["row"]), int(content["col"])))
             except (KeyError, ValueError, TypeError, IndexError) as exc:
-                self.canvas.inspection = {"ok": False, "message": str(exc)}
+                self.view.inspection = {"ok": False, "message": str(exc)}
 
 
-class Explorer(ExplorerPicture, widgets.VBox):
+class Explorer(widgets.VBox):
     """The feature-map explorer widget; build it with :func:`explorer`.
 
     Controls (public attributes): ``image_slider``, ``digit_chooser`` (None without
@@ -253,12 +214,17 @@ class Explorer(ExplorerPicture, widgets.VBox):
     (``{"shift_x", "shift_y", "rotate", "scale", "erase", "noise"}`` sliders) and
     ``reset_button``; ``canvas`` is the :class:`ExplorerView`; ``message`` shows what
     is wrong, when something is. ``ok`` is False when the explorer could not start.
-    The queries (``state``, ``input()``, ``prediction()``, ``snapshot()``, ...) are
-    those of :class:`ExplorerState`; ``redraw()`` and ``inspect()`` those of
-    :class:`ExplorerPicture`.
+
+    It is built by composition: it holds its ``data`` (:class:`ExplorerData`), its
+    ``controls`` (:class:`Controls`), its view (``canvas``) and two helpers made from
+    them, an :class:`ExplorerState` (the queries: ``state``, ``input()``,
+    ``activations()``, ``prediction()``) and an :class:`ExplorerPicture` (``redraw()``,
+    ``inspect()``), to which its methods of those names pass on.
     """
 
-    reset_button: widgets.Button
+    data: ExplorerData
+    controls: Controls | None
+    reset_button: widgets.Button | None
 
     def __init__(self, model: nn.Module | None, images: Any = None, labels: Any = None, *,
                  snapshots: Any = "default", layers: Any = None, layer: str | None = None,
@@ -275,8 +241,9 @@ class Explorer(ExplorerPicture, widgets.VBox):
         self.reset_button = None
         self.perturb_controls: dict[str, widgets.Widget] = {}
         self.canvas = ExplorerView()
-        self.sent = 0  # payloads sent to the browser: one per image / moment / perturbation
-        self._suspend_redraw = False
+        self.controls = None
+        self._queries: ExplorerState | None = None
+        self._picture: ExplorerPicture | None = None
         try:
             if view not in _VIEWS:
                 raise ExplorerError(f"view must be 'grid' or 'single', got {view!r}.")
@@ -299,12 +266,15 @@ class Explorer(ExplorerPicture, widgets.VBox):
 
     # -- building -----------------------------------------------------------
     def _build(self, c: Controls) -> None:
+        self.controls = c
+        self._queries = ExplorerState(self.data, c)
+        self._picture = ExplorerPicture(self._queries, self.canvas, self.message)
         self.image_slider, self.digit_chooser = c.image_slider, c.digit_chooser
         self.layer_dropdown, self.filter_slider = c.layer_dropdown, c.filter_slider
         self.view, self.norm, self.time_slider = c.view, c.norm, c.time_slider
         self.perturb_controls, self.reset_button = c.perturb, c.reset_button
         self._sync = ControlSync(c, self.data)
-        self._connect()
+        self._connect(c, self._picture)
         self.children = [
             widgets.HTML(_CSS),
             *[widgets.HBox(row, layout=widgets.Layout(flex_flow="row wrap")) for row in c.rows],
@@ -335,48 +305,48 @@ class Explorer(ExplorerPicture, widgets.VBox):
         waits for the kernel) or ``"kernel"`` (see ``canvas.engine_note`` for why)."""
         return self.canvas.engine
 
-    def _connect(self) -> None:
+    def _connect(self, c: Controls, picture: ExplorerPicture) -> None:
         v = self.canvas
         v.cmap_names = list(_COLORMAPS)
         v.colormaps = b"".join(colormap_table(n) for n in _COLORMAPS)
-        v.filter_control = self.filter_slider
+        v.filter_control = c.filter_slider
         # what the browser draws follows these controls there, without the kernel
-        v.layer_index, v.channel = self.layer_dropdown.index, self.filter_slider.value
-        v.view_index, v.scale_index = self.view.index, self.norm.index
-        self._links = [widgets.jslink((self.layer_dropdown, "index"), (v, "layer_index")),
-                       widgets.jslink((self.filter_slider, "value"), (v, "channel")),
-                       widgets.jslink((self.view, "index"), (v, "view_index")),
-                       widgets.jslink((self.norm, "index"), (v, "scale_index"))]
+        v.layer_index, v.channel = c.layer_dropdown.index, c.filter_slider.value
+        v.view_index, v.scale_index = c.view.index, c.norm.index
+        self._links = [widgets.jslink((c.layer_dropdown, "index"), (v, "layer_index")),
+                       widgets.jslink((c.filter_slider, "value"), (v, "channel")),
+                       widgets.jslink((c.view, "index"), (v, "view_index")),
+                       widgets.jslink((c.norm, "index"), (v, "scale_index"))]
         if v.engine == "browser":
-            self._links += self._browser_links()
+            self._links += self._browser_links(c)
         # the kernel is asked only for a new image, training moment or perturbation (and
         # with the browser engine not even then)
-        for w in (self.image_slider, self.time_slider, *self.perturb_controls.values()):
+        for w in (c.image_slider, c.time_slider, *c.perturb.values()):
             if w is not None:
                 w.observe(lambda _: self.redraw(), names="value")
-        self.reset_button.on_click(lambda _: self.reset_perturbation())
+        c.reset_button.on_click(lambda _: self.reset_perturbation())
         v.observe(self._on_page_open, names="page_open")
-        v.on_msg(self._on_view_msg)
+        v.on_msg(picture.on_view_msg)
 
     def _on_page_open(self, change: dict) -> None:
         if change["new"]:
             self._sync.page_owns_range = True
 
-    def _browser_links(self) -> list[Any]:
+    def _browser_links(self, c: Controls) -> list[Any]:
         """With the browser engine, every control is linked to the picture in the page."""
         v, links = self.canvas, []
-        v.image_index = self.image_slider.value
-        links.append(widgets.jslink((self.image_slider, "value"), (v, "image_index")))
-        if self.time_slider is not None:
-            v.snapshot_index = self.time_slider.index
-            links.append(widgets.jslink((self.time_slider, "index"), (v, "snapshot_index")))
+        v.image_index = c.image_slider.value
+        links.append(widgets.jslink((c.image_slider, "value"), (v, "image_index")))
+        if c.time_slider is not None:
+            v.snapshot_index = c.time_slider.index
+            links.append(widgets.jslink((c.time_slider, "index"), (v, "snapshot_index")))
         else:
             v.snapshot_index = len(self.data.snapshots) - 1
-        if self.digit_chooser is not None:
-            v.digit_index = self.digit_chooser.index
-            links.append(widgets.jslink((self.digit_chooser, "index"), (v, "digit_index")))
+        if c.digit_chooser is not None:
+            v.digit_index = c.digit_chooser.index
+            links.append(widgets.jslink((c.digit_chooser, "index"), (v, "digit_index")))
             self._sync.label_follows_in_the_page()
-        for name, control in self.perturb_controls.items():
+        for name, control in c.perturb.items():
             setattr(v, name, control.value)
             links.append(widgets.jslink((control, "value"), (v, name)))
         return links
@@ -385,6 +355,79 @@ class Explorer(ExplorerPicture, widgets.VBox):
         self.problem = text
         self.message.value = "<b>The explorer cannot start:</b> " + html.escape(text)
         self.children = [widgets.HTML(_CSS), self.message]
+
+    # -- the queries and the picture (passed on to the helpers) --------------
+    @property
+    def state(self) -> dict[str, Any]:
+        """The current choice: image, layer, channel, view, norm and snapshot (indices);
+        empty when the explorer could not start."""
+        return self._queries.state if self._queries is not None else {}
+
+    @property
+    def perturbation(self) -> Perturbation:
+        """The change made to the input by the perturbation sliders."""
+        return self._queries.perturbation if self._queries is not None else Perturbation()
+
+    @property
+    def images(self) -> torch.Tensor | None:
+        """The images the explorer shows, ``(N, C, H, W)``."""
+        return self.data.images if self.ok else None
+
+    @property
+    def snapshots(self) -> list:
+        return self.data.snapshots if self.ok else []
+
+    @property
+    def sent(self) -> int:
+        """Payloads sent to the browser (the kernel engine: one per image, moment, change)."""
+        return self._picture.sent if self._picture is not None else 0
+
+    def _ready(self) -> tuple[ExplorerState, ExplorerPicture]:
+        if self._queries is None or self._picture is None:
+            raise ExplorerError(self.problem)
+        return self._queries, self._picture
+
+    def input(self) -> torch.Tensor:
+        """The current input as the model sees it (perturbed), ``(1, C, H, W)``."""
+        return self._ready()[0].input()
+
+    def activations(self, index: int | None = None, snapshot: int | None = None) -> dict:
+        """The maps ``{layer: (C, H, W) array}`` of one image at one snapshot (default: the
+        current ones), with the current perturbation."""
+        return self._ready()[0].activations(index, snapshot)
+
+    def prediction(self) -> tuple[str, float] | None:
+        """``(class name, probability)`` the model gives the current input, if it classifies."""
+        return self._ready()[0].prediction()
+
+    def redraw(self) -> None:
+        """Send the current state's maps to the page (the kernel engine; see
+        :meth:`ExplorerPicture.redraw`). Does nothing when the explorer could not start."""
+        if self._picture is not None:
+            self._picture.redraw()
+
+    def inspect(self, layer: str, channel: int, position: tuple[int, int]) -> dict[str, Any]:
+        """Take one value of a convolution layer apart and show it in the inspector."""
+        return self._ready()[1].inspect(layer, channel, position)
+
+    def __repr__(self) -> str:
+        # the text a notebook viewer shows where the live widget cannot run
+        return "featviz explorer: a live widget (run the notebook to use it)"
+
+    def caption(self) -> list[str]:
+        """The current state in words, as written above :meth:`snapshot`'s picture."""
+        from .explorer_still import describe
+
+        return describe(self)
+
+    def snapshot(self, caption: bool = True) -> Any:
+        """A still picture of the current state (a matplotlib ``Figure``), for readers where
+        widgets do not run: the same colours, layout and words as the live widget."""
+        from .explorer_still import still
+
+        if not self.ok:
+            raise ExplorerError(self.problem)
+        return still(self, caption=caption)
 
     def save_html(self, path: str | pathlib.Path, *, title: str = "featviz explorer",
                   max_images: int = 24) -> pathlib.Path:
@@ -440,10 +483,11 @@ class Explorer(ExplorerPicture, widgets.VBox):
     def reset_perturbation(self) -> None:
         """Put the perturbation sliders back to 'no change' (one redraw)."""
         changed = [k for k, v in NO_CHANGE.items() if self.perturb_controls[k].value != v]
+        picture = self._ready()[1]
         for i, k in enumerate(changed):
-            self._suspend_redraw = i < len(changed) - 1
+            picture.suspended = i < len(changed) - 1
             self.perturb_controls[k].value = NO_CHANGE[k]
-        self._suspend_redraw = False
+        picture.suspended = False
 
 
 def explorer(
