@@ -10,11 +10,14 @@ linked in the browser by the explorer itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from ._compat import set_tooltip
+
+if TYPE_CHECKING:  # the explorer's state, for the type checker (imports point down)
+    from .explorer_data import ExplorerData
 
 __all__ = ["Controls", "ControlSync", "make_controls", "NO_CHANGE"]
 
@@ -55,7 +58,7 @@ def _toggles(options: list, value: Any, description: str, tips: list[str], css: 
     return w
 
 
-def _digit_chooser(data: Any) -> widgets.ToggleButtons | None:
+def _digit_chooser(data: ExplorerData) -> widgets.ToggleButtons | None:
     if data.labels is None:
         return None
     present = sorted({int(v) for v in data.labels.tolist()})
@@ -64,7 +67,7 @@ def _digit_chooser(data: Any) -> widgets.ToggleButtons | None:
                     "featviz-digits", "32px")
 
 
-def _time_slider(data: Any) -> widgets.SelectionSlider | None:
+def _time_slider(data: ExplorerData) -> widgets.SelectionSlider | None:
     if len(data.snapshots) < 2:
         return None
     w = widgets.SelectionSlider(
@@ -87,7 +90,7 @@ def _perturb_sliders(h: int, w: int) -> dict[str, widgets.Widget]:
     return c
 
 
-def make_controls(data: Any, layer: str, view: str, norm: str) -> Controls:
+def make_controls(data: ExplorerData, layer: str, view: str, norm: str) -> Controls:
     """The controls for ``data`` (an :class:`ExplorerData`), showing ``layer`` in ``view``
     with the ``norm`` colour scale, laid out in rows."""
     layer_dropdown = widgets.Dropdown(
@@ -126,7 +129,7 @@ class ControlSync:
     the browser engine); the filter slider's range follows the layer until the picture
     is open in a page, which then sets it itself (see :meth:`_on_layer`)."""
 
-    def __init__(self, controls: Controls, data: Any) -> None:
+    def __init__(self, controls: Controls, data: ExplorerData) -> None:
         self.c, self.data, self._suspend = controls, data, False
         self.page_owns_range = False   # set once the picture is open in a page
         controls.layer_dropdown.observe(self._on_layer, names="value")
@@ -135,18 +138,18 @@ class ControlSync:
             controls.digit_chooser.observe(self._on_digit, names="value")
 
     def _on_image(self, change: dict) -> None:
-        chooser = self.c.digit_chooser
-        if chooser is None:  # observed only when there is a label chooser
+        chooser, labels = self.c.digit_chooser, self.data.labels
+        if chooser is None or labels is None:  # observed only when there is a label chooser
             return
         self._suspend = True
         try:
-            chooser.value = int(self.data.labels[change["new"]])
+            chooser.value = int(labels[change["new"]])
         finally:
             self._suspend = False
 
     def _on_digit(self, change: dict) -> None:
         labels = self.data.labels
-        if self._suspend:
+        if self._suspend or labels is None:
             return
         digit, n, start = change["new"], len(labels), self.c.image_slider.value
         if int(labels[start]) == digit:

@@ -3,10 +3,13 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # the explorer's state, for the type checker (imports point down)
+    from .explorer_data import ExplorerData
 
 #: input channels whose patch, kernel and products are sent (the largest contributions)
 MAX_CHANNELS_SHOWN = 16
@@ -16,7 +19,7 @@ def _grid(t: torch.Tensor) -> list[list[float]]:
     return [[float(v) for v in row] for row in t.tolist()]
 
 
-def inspection(model: nn.Module, data: Any, x: torch.Tensor, layer: str, channel: int,
+def inspection(model: nn.Module, data: ExplorerData, x: torch.Tensor, layer: str, channel: int,
                position: tuple[int, int]) -> dict[str, Any]:
     """How ``layer``'s value at ``(channel, row, col)`` for input ``x`` was made.
 

@@ -27,13 +27,16 @@ multiple of 4 in the bytes; ``meta`` says where each is:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..netspec import UnsupportedModel, browser_network
 from .explorer_payload import Packer
+
+if TYPE_CHECKING:  # the explorer's state, for the type checker (imports point down)
+    from .explorer_data import ExplorerData
 
 __all__ = ["browser_bundle", "BrowserBundle"]
 
@@ -48,7 +51,7 @@ def _weights_block(packer: Packer, weights: bytes) -> dict[str, Any]:
     return {"start": packer.add(weights), "count": int(values.size), "dtype": "float32"}
 
 
-def _filters(packer: Packer, data: Any, snap: int) -> dict[str, Any]:
+def _filters(packer: Packer, data: ExplorerData, snap: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for layer in data.layer_names:
         conv = data.kernel_layers[layer]
@@ -60,7 +63,7 @@ def _filters(packer: Packer, data: Any, snap: int) -> dict[str, Any]:
     return out
 
 
-def browser_bundle(data: Any) -> BrowserBundle:
+def browser_bundle(data: ExplorerData) -> BrowserBundle:
     """The explorer ``data`` (an :class:`~featviz.widgets.explorer_data.ExplorerData`) for the
     page to run. Raises :class:`featviz.UnsupportedModel` when some snapshot cannot run in
     the browser, or when a layer the explorer shows is not the output of a module."""

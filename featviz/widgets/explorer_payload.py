@@ -9,13 +9,16 @@ filter, view and colour scale from it without asking the kernel again.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .._style import color_scale, limits
 from ._payload import quantize_runs
+
+if TYPE_CHECKING:  # the explorer's state, for the type checker (imports point down)
+    from .explorer_data import Entry, ExplorerData, Perturbation
 
 __all__ = ["Packer", "build_payload"]
 
@@ -42,8 +45,8 @@ class Packer:
         return b"".join(self.parts)
 
 
-def build_payload(data: Any, entry: Any, index: int, snap: int,
-                  perturbation: Any) -> tuple[bytes, dict[str, Any]]:
+def build_payload(data: ExplorerData, entry: Entry, index: int, snap: int,
+                  perturbation: Perturbation) -> tuple[bytes, dict[str, Any]]:
     """``(bytes, meta)`` for the state ``(index, snap, perturbation)`` of ``data`` (an
     :class:`ExplorerData`) whose activations are ``entry``.
 
@@ -107,7 +110,7 @@ def _picture(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(pix, 3, axis=2) if pix.shape[2] == 1 else pix)
 
 
-def _words(data: Any, index: int, snap: int, perturbation: Any,
+def _words(data: ExplorerData, index: int, snap: int, perturbation: Perturbation,
            probs: np.ndarray | None) -> dict[str, Any]:
     """The state in words: image, training moment, perturbation, prediction, label."""
     words: dict[str, Any] = {"image": index, "images": len(data.images),
