@@ -149,7 +149,11 @@ def test_the_explorer_is_linked_and_the_sketchpad_draws(colab, installed):
         ex = featviz.explorer(featviz.pretrained())
         v = ex.canvas
         pairs = [(ex.layer_dropdown, "index", "layer_index"), (ex.filter_slider, "value", "channel"),
-                 (ex.view, "index", "view_index"), (ex.norm, "index", "scale_index")]
+                 (ex.view, "index", "view_index"), (ex.norm, "index", "scale_index"),
+                 # the browser engine: every other control too
+                 (ex.image_slider, "value", "image_index"), (ex.time_slider, "index", "snapshot_index"),
+                 (ex.digit_chooser, "index", "digit_index"),
+                 *[(w, "value", name) for name, w in ex.perturb_controls.items()]]
         links = []
         for (control, name, trait), link in zip(pairs, ex._links):
             state = link.get_state()
@@ -167,7 +171,8 @@ def test_the_explorer_is_linked_and_the_sketchpad_draws(colab, installed):
             pad._ipython_display_()
         bundle = shown.outputs[0].data if shown.outputs else {}
         print(json.dumps({
-            "ok": ex.ok, "links": links, "n_links": len(ex._links),
+            "ok": ex.ok, "links": links, "n_links": len(ex._links), "n_pairs": len(pairs),
+            "engine": ex.engine,
             "filter_control": v.get_state()["filter_control"] == "IPY_MODEL_" + ex.filter_slider.model_id,
             "tooltip": getattr(tooltip, "description_tooltip", None),
             "prediction": pad.prediction,
@@ -177,7 +182,8 @@ def test_the_explorer_is_linked_and_the_sketchpad_draws(colab, installed):
             "ipywidgets": ipywidgets.__version__}))
     """))
     assert found["ipywidgets"] == IPYWIDGETS
-    assert found["ok"] and found["n_links"] == 4
+    assert found["ok"] and found["engine"] == "browser"
+    assert found["n_links"] == found["n_pairs"] == 13
     for link in found["links"]:
         assert link == {"kind": "Link", "objects": True, "synced": True, "alive": True}, found["links"]
     assert found["filter_control"], "the view does not know the filter slider"
