@@ -26,9 +26,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from render_notebooks import link_full_mnist  # noqa: E402
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
+# the cell's result, by its number (the lessons assign `_ = ...`, which IPython then keeps)
 SAVE = """import featviz.widgets as _fv_widgets
-if isinstance(_, (_fv_widgets.Explorer, _fv_widgets.Sketchpad)):
-    _.save_html({path!r})
+_fv_shown = Out.get({count})
+if isinstance(_fv_shown, (_fv_widgets.Explorer, _fv_widgets.Sketchpad)):
+    _fv_shown.save_html({path!r})
     print("saved")"""
 
 
@@ -47,10 +49,18 @@ def export(path: Path, out: Path, timeout: int) -> list[Path]:
                 continue
             k += 1
             target = out / f"{path.stem}-{k}.html"
-            probe = nbformat.v4.new_code_cell(SAVE.format(path=str(target)))
-            client.execute_cell(probe, len(nb.cells))
+            probe = nbformat.v4.new_code_cell(SAVE.format(count=cell.execution_count, path=str(target)))
+            nb.cells.append(probe)   # run beside the lesson, never kept in it
+            try:
+                client.execute_cell(probe, len(nb.cells) - 1)
+            finally:
+                nb.cells.pop()
             if any("saved" in o.get("text", "") for o in probe.outputs):
                 saved.append(target)
+            for o in probe.outputs:
+                if o.output_type == "error":
+                    raise RuntimeError(f"{path.name}, widget {k}: could not save it: "
+                                       f"{o.ename}: {o.evalue}")
     return saved
 
 
