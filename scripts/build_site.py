@@ -34,7 +34,9 @@ in the page; the output's still (its image, or its text when it has none) sits i
 ``<noscript>``, so without JavaScript the still shows and with it the live widget does. The
 export must load nothing from another origin (the build stops if its tags do). Its height:
 ``<meta name="featviz-height" content="720">`` in the export, else 760 px; a running export may
-also resize its frame with ``parent.postMessage({featviz: "height", height: px}, "*")``.
+also resize its frame with ``parent.postMessage({featviz: "height", height: px}, "*")``, px
+being the height of its content (the frame's border is added here); featviz's saved pages
+post theirs whenever it changes.
 Without an export the still shows with a one-line caption: the live widget needs a kernel
 (Binder or Colab).
 

@@ -437,7 +437,8 @@ def test_lesson_05_in_a_browser_asks_nothing_of_another_origin(live_site, tmp_pa
                 assert frame.locator("#state").text_content(timeout=left.ms(20)) == \
                     "live: the fake explorer ran its script"
                 box = page.locator(".live iframe")
-                page.wait_for_function("document.querySelector('.live iframe').style.height === '300px'",
+                # the frame shows the 300 px its page posts, its border on top
+                page.wait_for_function("document.querySelector('.live iframe').clientHeight === 300",
                                        timeout=left.ms(10))
                 assert box.get_attribute("sandbox") == "allow-scripts"
                 assert page.locator("figure.widget noscript").count() == 1

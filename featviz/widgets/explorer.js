@@ -678,6 +678,7 @@ export default {
       model.on("change:digit_index", () => pic.onDigit());
     }
     pic.findFilterControl();
+    if (pic.local || pic.saved) pic.labelFollows();   // an image chosen in Python before it showed
     if (!model.get("page_open")) {   // from now on the page sets the filter slider's range
       model.set("page_open", true);
       model.save_changes();

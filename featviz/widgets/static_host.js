@@ -179,10 +179,11 @@ async function main() {
   await widget.initialize?.({ model: view, signal, experimental });
   await widget.render?.({ model: view, el: byId("featviz-view"), signal, experimental });
   document.body.dataset.featvizReady = "1";
-  // in a frame (the course site's), tell the page around it how tall this one is
+  // in a frame (the course site's), tell the page around it how tall this one is: the
+  // content's own height (scrollHeight is never less than the frame, so it would not shrink)
   if (window.parent !== window) {
     const tell = () => window.parent.postMessage(
-      { featviz: "height", height: document.documentElement.scrollHeight }, "*");
+      { featviz: "height", height: Math.ceil(document.documentElement.getBoundingClientRect().height) }, "*");
     new ResizeObserver(tell).observe(document.body);
   }
 }
