@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error, find_chromium,
-                      frozen_kernel, jupyter_lab, kernel_is_stopped, launch, open_and_run_all,
+from _browser import (REPO, SERVER_START_S, Deadline, artifacts_dir, cell_error, draw_stroke,
+                      find_chromium, frozen_kernel, jupyter_lab, kernel_is_stopped, launch, open_and_run_all,
                       run_complete, wait_until)
 
 # The notebook to run, relative to notebooks/ (for example "05_explorer.ipynb"), or None
@@ -60,17 +60,6 @@ def _notebook(root: Path) -> str:
     return "sketchpad.ipynb"
 
 
-def _stroke(page, pad, points, steps: int = 4) -> None:
-    """Draw through ``points`` (fractions of the pad) with the mouse, button held."""
-    box = pad.bounding_box()
-    xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
-    page.mouse.move(*xy[0])
-    page.mouse.down()
-    for x, y in xy[1:]:
-        page.mouse.move(x, y, steps=steps)
-    page.mouse.up()
-
-
 def _circle(n: int = 40) -> list[tuple[float, float]]:
     t = np.linspace(-0.5 * np.pi, 1.6 * np.pi, n)  # a little past closed, as a hand draws it
     return [(0.5 + 0.27 * np.cos(a), 0.5 + 0.34 * np.sin(a)) for a in t]
@@ -90,7 +79,7 @@ def _draw_one_and_zero(page, root, pad, shown, delays: list[float]) -> None:
     for points, digit in (([(0.5, 0.14), (0.51, 0.5), (0.52, 0.86)], "1"), (_circle(), "0")):
         root.locator("button.fvs-clear").click()
         assert shown.inner_text() == "–", "Clear left a prediction on the page"
-        _stroke(page, pad, points)
+        draw_stroke(page, pad, points)
         delays.append(_lift_to_answer(page))
         assert shown.inner_text() == digit, f"a {digit} was read as {shown.inner_text()}"
 

@@ -34,7 +34,7 @@ import featviz
 
 pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
-from _browser import copy_to_artifacts, draw_stroke, find_chromium, launch  # noqa: E402
+from _browser import copy_to_artifacts, draw_stroke  # noqa: E402
 from test_notebook_hygiene import MACHINE_PATH, OBJECT_REPR, PROGRESS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,17 +115,6 @@ def served(site):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = find_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch(pw, chromium, 30_000)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

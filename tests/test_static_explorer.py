@@ -19,7 +19,7 @@ import featviz
 
 pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
-from test_static_export import Page, browser  # noqa: E402,F401  (the browser fixture)
+from test_static_export import Page  # noqa: E402
 
 MAX_MB = 3.5
 
@@ -32,7 +32,7 @@ def saved(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(browser, saved):  # noqa: F811
+def page(browser, saved):
     p = Page(browser, saved, width=1000)
     yield p
     p.page.close()
@@ -112,7 +112,7 @@ def test_the_inspector_takes_a_value_apart_as_python_does(page, tmp_path):
     page.shot(tmp_path / "static_explorer_inspector.png")
 
 
-def test_a_model_the_page_cannot_run_is_saved_with_its_maps_per_image(browser, tmp_path):  # noqa: F811
+def test_a_model_the_page_cannot_run_is_saved_with_its_maps_per_image(browser, tmp_path):
     """A residual network (the page runs no skip connection): the saved page holds the
     maps of the first images, precomputed, and says what needs a kernel."""
     torch.manual_seed(0)

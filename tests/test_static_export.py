@@ -250,17 +250,6 @@ def test_save_html_writes_utf8(tmp_path):
 
 # --------------------------------------------------------------------------- in Chromium
 
-@pytest.fixture(scope="module")
-def browser():
-    from _browser import find_chromium, launch
-
-    chromium = find_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch(pw, chromium, 30_000)
-        yield b
-        b.close()
 
 
 class Page:

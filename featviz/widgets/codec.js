@@ -16,6 +16,20 @@ export function bytesOf(v) {
   return new Uint8Array(0);
 }
 
+// Bytes from what must carry them, base64 text included (a static page embeds its
+// binary data so): an error names `what` for anything else.
+export function bytesFrom(v, what) {
+  if (typeof v === "string") {
+    const text = atob(v);
+    const out = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+    return out;
+  }
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  throw new TypeError(`${what} must be bytes or base64 text, got ${typeof v}`);
+}
+
 // n little-endian float32 values starting at byte `start` of `bytes`.
 export function float32At(bytes, start, n) {
   const view = new DataView(bytes.buffer, bytes.byteOffset + start, 4 * n);

@@ -15,7 +15,8 @@
 
 import { decode, forward, softmax, argmax } from "./forward.js";
 import { perturb, NO_CHANGE } from "./imageops.js";
-import { colorScale, limits } from "./style.js";
+import { colorScale, limits, formatG } from "./style.js";
+import { bytesFrom } from "./codec.js";
 
 //: input channels whose patch, kernel and products are sent (explorer_inspect.py)
 export const MAX_CHANNELS_SHOWN = 16;
@@ -26,19 +27,9 @@ const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ------------------------------------------------------------------ bytes
 
-// The bundle's bytes from what may carry them: an ArrayBuffer, a DataView or typed array
-// (anywidget hands buffers over as DataView; Node gives a Buffer), or base64 text.
-function asBytes(v) {
-  if (typeof v === "string") {
-    const text = atob(v);
-    const out = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-    return out;
-  }
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
-  throw new TypeError(`the explorer's bundle must be bytes or base64 text, got ${typeof v}`);
-}
+// The bundle's bytes: an ArrayBuffer, a DataView or typed array (anywidget hands buffers
+// over as DataView; Node gives a Buffer), or base64 text.
+const asBytes = (v) => bytesFrom(v, "the explorer's bundle");
 
 function checkRange(bytes, start, size, what) {
   if (!(start >= 0) || start + size > bytes.byteLength) {
@@ -212,42 +203,6 @@ function rint(v) {
 }
 
 // Round the decimal digit string `digits` to `keep` digits, half to even (style.js's).
-function roundDigits(digits, keep) {
-  const head = digits.slice(0, keep).split("").map(Number);
-  const rest = digits.slice(keep);
-  const up = rest[0] > "5" ||
-    (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || head[keep - 1] % 2 === 1));
-  if (up) {
-    let i = keep - 1;
-    while (i >= 0 && head[i] === 9) head[i--] = 0;
-    if (i < 0) return ["1" + head.join(""), true];
-    head[i] += 1;
-  }
-  return [head.join(""), false];
-}
-
-// Python's f"{v:g}" (six significant digits, trailing zeros dropped).
-export function formatG(v, p = 6) {
-  v = Number(v);
-  if (Number.isNaN(v)) return "nan";
-  if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
-  if (v === 0) return Object.is(v, -0) ? "-0" : "0";
-  const [mantissa, exp] = Math.abs(v).toExponential(99).split("e");
-  let [digits, carried] = roundDigits(mantissa.replace(".", ""), p);
-  const x = Number(exp) + (carried ? 1 : 0);
-  if (carried) digits = digits.slice(0, p);
-  const sign = v < 0 ? "-" : "";
-  if (x < -4 || x >= p) {
-    let m = digits[0] + (p > 1 ? "." + digits.slice(1) : "");
-    if (m.includes(".")) m = m.replace(/0+$/, "").replace(/\.$/, "");
-    return `${sign}${m}e${x < 0 ? "-" : "+"}${String(Math.abs(x)).padStart(2, "0")}`;
-  }
-  let text = x >= 0 ? digits.slice(0, x + 1).padEnd(x + 1, "0") + "." + digits.slice(x + 1)
-    : "0." + "0".repeat(-x - 1) + digits;
-  if (text.includes(".")) text = text.replace(/0+$/, "").replace(/\.$/, "");
-  return sign + text;
-}
-
 // Python's repr() of what a message quotes: str, int, float, bool, None, a list as a tuple.
 function pyRepr(v) {
   if (v === null || v === undefined) return "None";

@@ -8,6 +8,8 @@
 // Python is the reference: tests/js/forward.test.mjs holds every map to PyTorch's
 // (max abs diff <= 1e-4). Plain loops, no dependencies, no Node or DOM API.
 
+import { bytesFrom } from "./codec.js";
+
 export const FORMAT = "featviz-netspec";
 export const VERSION = 1;
 
@@ -16,21 +18,9 @@ const product = (shape) => shape.reduce((a, b) => a * b, 1);
 // ------------------------------------------------------------------ decoding
 
 // Bytes from what a payload's "weights" may be: an ArrayBuffer, a DataView or typed
-// array (anywidget hands binary buffers over as DataView), or a base64 string
-// (a static HTML page).
-function asBytes(weights) {
-  if (typeof weights === "string") {
-    const text = atob(weights);
-    const bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-    return bytes;
-  }
-  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
-  if (ArrayBuffer.isView(weights)) {
-    return new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
-  }
-  throw new TypeError(`payload.weights must be bytes or a base64 string, got ${typeof weights}`);
-}
+// array (anywidget hands binary buffers over as DataView), or a base64 string (a static
+// HTML page).
+const asBytes = (weights) => bytesFrom(weights, "payload.weights");
 
 // The weights as float32 values: a fresh, aligned copy read as little-endian.
 function asFloats(bytes, count) {

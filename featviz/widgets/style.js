@@ -20,7 +20,8 @@ export function isDiverging(cmap) {
 function roundDigits(digits, keep) {
   const head = digits.slice(0, keep).split("").map(Number);
   const rest = digits.slice(keep);
-  const up = rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || head[keep - 1] % 2 === 1));
+  const up = rest[0] > "5" ||
+    (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || head[keep - 1] % 2 === 1));
   if (up) {
     let i = keep - 1;
     while (i >= 0 && head[i] === 9) head[i--] = 0;
@@ -30,27 +31,25 @@ function roundDigits(digits, keep) {
   return [head.join(""), false];
 }
 
-// Python's f"{v:.{p}g}" for a finite non-zero v.
-function formatG(v, p) {
-  // the exact decimal digits of |v| (enough of them to round correctly), and its exponent
+// Python's f"{v:.{p}g}" (default six significant digits, trailing zeros dropped).
+export function formatG(v, p = 6) {
+  v = Number(v);
+  if (Number.isNaN(v)) return "nan";
+  if (!Number.isFinite(v)) return v > 0 ? "inf" : "-inf";
+  if (v === 0) return Object.is(v, -0) ? "-0" : "0";
   const [mantissa, exp] = Math.abs(v).toExponential(99).split("e");
-  const all = mantissa.replace(".", "");
-  let [digits, carried] = roundDigits(all, p);
-  let x = Number(exp) + (carried ? 1 : 0);
+  let [digits, carried] = roundDigits(mantissa.replace(".", ""), p);
+  const x = Number(exp) + (carried ? 1 : 0);
   if (carried) digits = digits.slice(0, p);
   const sign = v < 0 ? "-" : "";
-  if (x < -4 || x >= p) {   // exponent form, trailing zeros removed
+  if (x < -4 || x >= p) {
     let m = digits[0] + (p > 1 ? "." + digits.slice(1) : "");
     if (m.includes(".")) m = m.replace(/0+$/, "").replace(/\.$/, "");
     return `${sign}${m}e${x < 0 ? "-" : "+"}${String(Math.abs(x)).padStart(2, "0")}`;
   }
-  let text;
-  if (x >= 0) {
-    text = digits.slice(0, x + 1).padEnd(x + 1, "0") + "." + digits.slice(x + 1);
-  } else {
-    text = "0." + "0".repeat(-x - 1) + digits;
-  }
-  text = text.replace(/0+$/, "").replace(/\.$/, "");
+  let text = x >= 0 ? digits.slice(0, x + 1).padEnd(x + 1, "0") + "." + digits.slice(x + 1)
+    : "0." + "0".repeat(-x - 1) + digits;
+  if (text.includes(".")) text = text.replace(/0+$/, "").replace(/\.$/, "");
   return sign + text;
 }
 

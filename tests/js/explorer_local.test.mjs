@@ -21,8 +21,9 @@ import assert from "node:assert/strict";
 import {readFileSync} from "node:fs";
 import {join} from "node:path";
 
-import {openBundle, payloadFor, inspect, describe as words, formatG, runSteps}
+import {openBundle, payloadFor, inspect, describe as words, runSteps}
   from "../../featviz/widgets/explorer_local.js";
+import {formatG} from "../../featviz/widgets/style.js";
 
 const FIXTURES = process.env.FEATVIZ_JS_EXPLORER_FIXTURES;
 const REL = 1e-5, ABS = 1e-6;     // offsets, scales, limits
