@@ -167,13 +167,13 @@ def test_an_error_in_the_learners_code_names_the_line(capsys):
         x = pixels.float() / 255
         return x.mean().item() / 0, x.std().item()   # the line that fails
 
-    ok, out = verdict(capsys, lesson01.q4, norm_constants)
+    ok, out = verdict(capsys, lesson01.q1, norm_constants)
     assert not ok and "your code raised an error" in out and "ZeroDivisionError" in out
     assert "in norm_constants" in out and "/ 0" in out and "Traceback" not in out
 
 
 def test_a_known_error_gets_a_hint(capsys):
-    ok, out = verdict(capsys, lesson01.q4, lambda pixels: (pixels.mean(), pixels.std()))
+    ok, out = verdict(capsys, lesson01.q1, lambda pixels: (pixels.mean(), pixels.std()))
     assert not ok and "Byte" in out and "pixels.float() / 255" in out
 
 
@@ -182,17 +182,17 @@ def test_a_leftover_dots_inside_the_code_is_not_answered(capsys):
         x = ...
         return x.mean(), x.std()
 
-    ok, out = verdict(capsys, lesson01.q4, half_done)
+    ok, out = verdict(capsys, lesson01.q1, half_done)
     assert not ok and "not answered yet" in out and "still has a `...`" in out
-    assert lesson01.q4.attempts == 0 or "Stuck" not in out
+    assert lesson01.q1.attempts == 0 or "Stuck" not in out
 
 
 def test_returning_none_or_a_value_instead_of_a_function(capsys):
     def forgot_return(size, kernel, stride=1, padding=0, dilation=1):
         (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
-    assert_wrong(capsys, lesson02.q4, forgot_return, "returned None", "end it with `return`")
-    assert_wrong(capsys, lesson02.q4, 24, "give the function itself", "answer = out_size")
+    assert_wrong(capsys, lesson02.q3, forgot_return, "returned None", "end it with `return`")
+    assert_wrong(capsys, lesson02.q3, 24, "give the function itself", "answer = out_size")
 
 
 def test_expect_close_says_where_and_by_how_much():
@@ -266,15 +266,15 @@ def test_lesson01_norm_constants_typical_slips(capsys):
         x = pixels.float() / 127.5
         return x.mean().item(), x.std().item()
 
-    assert_wrong(capsys, lesson01.q4, bytes_scale, "0-255 scale", "expected 0.10")
-    assert_wrong(capsys, lesson01.q4, swapped, "swapped")
-    assert_wrong(capsys, lesson01.q4, per_image, "average of each image's std")
-    assert_wrong(capsys, lesson01.q4, in_place, "changed the pixels")
-    assert_wrong(capsys, lesson01.q4, lambda p: (p.float() / 255).mean(dim=0), "return a pair")
+    assert_wrong(capsys, lesson01.q1, bytes_scale, "0-255 scale", "expected 0.10")
+    assert_wrong(capsys, lesson01.q1, swapped, "swapped")
+    assert_wrong(capsys, lesson01.q1, per_image, "average of each image's std")
+    assert_wrong(capsys, lesson01.q1, in_place, "changed the pixels")
+    assert_wrong(capsys, lesson01.q1, lambda p: (p.float() / 255).mean(dim=0), "return a pair")
 
 
 def test_lesson01_biased_or_unbiased_std_both_count(capsys):
-    ok, _ = verdict(capsys, lesson01.q4, lambda p: ((p.double() / 255).mean(),
+    ok, _ = verdict(capsys, lesson01.q1, lambda p: ((p.double() / 255).mean(),
                                                     (p.double() / 255).std(unbiased=False)))
     assert ok
 
@@ -289,7 +289,7 @@ def test_lesson01_biased_or_unbiased_std_both_count(capsys):
     (lambda n, k, s=1, p=0, d=1: (n + 2 * p - d * (k - 1) - 1) / s + 1, "floor division"),
 ])
 def test_lesson02_out_size_slips(capsys, wrong, message):
-    assert_wrong(capsys, lesson02.q4, wrong, message, "for size=")
+    assert_wrong(capsys, lesson02.q3, wrong, message, "for size=")
 
 
 def test_lesson02_out_size_is_checked_against_every_conv_and_pool_layer():
@@ -317,10 +317,10 @@ def _step(zero=True, step=True, backward=1, loss_fn=F.cross_entropy):
 
 
 def test_lesson03_training_step_slips(capsys):
-    assert_wrong(capsys, lesson03.q4, _step(zero=False), "gradients accumulate", "zero_grad()")
-    assert_wrong(capsys, lesson03.q4, _step(step=False), "did not move", "optimizer.step()")
-    assert_wrong(capsys, lesson03.q4, _step(backward=2), "twice", "backward() ran twice")
-    assert_wrong(capsys, lesson03.q4, _step(loss_fn=F.nll_loss), "F.cross_entropy")
+    assert_wrong(capsys, lesson03.q1, _step(zero=False), "gradients accumulate", "zero_grad()")
+    assert_wrong(capsys, lesson03.q1, _step(step=False), "did not move", "optimizer.step()")
+    assert_wrong(capsys, lesson03.q1, _step(backward=2), "twice", "backward() ran twice")
+    assert_wrong(capsys, lesson03.q1, _step(loss_fn=F.nll_loss), "F.cross_entropy")
 
 
 def test_lesson03_backward_twice_without_retain_graph_is_explained(capsys):
@@ -332,7 +332,7 @@ def test_lesson03_backward_twice_without_retain_graph_is_explained(capsys):
         optimizer.step()
         return loss.item()
 
-    ok, out = verdict(capsys, lesson03.q4, twice)
+    ok, out = verdict(capsys, lesson03.q1, twice)
     assert not ok and "backward through the graph a second time" in out
     assert "call it once per step" in out and "loss.backward()" in out
 
@@ -344,7 +344,7 @@ def test_lesson03_zero_grad_after_the_step_is_fine_too(capsys):
         optimizer.step()
         optimizer.zero_grad()
         return loss
-    ok, out = verdict(capsys, lesson03.q4, zero_last)
+    ok, out = verdict(capsys, lesson03.q1, zero_last)
     assert ok and "the loss fell from" in out
 
 
@@ -372,10 +372,10 @@ def _recorder(layer="conv2", remove="finally", take="output"):
 
 
 def test_lesson04_hook_slips(capsys):
-    assert_wrong(capsys, lesson04.q5, _recorder(remove="never"), "still registered")
-    assert_wrong(capsys, lesson04.q5, _recorder(remove="after"), "raises an error", "finally:")
-    assert_wrong(capsys, lesson04.q5, _recorder(take="inputs"), "INPUT", "(3, 16, 12, 12)")
-    assert_wrong(capsys, lesson04.q5, _recorder(layer="conv1"), "conv1's output")
+    assert_wrong(capsys, lesson04.q1, _recorder(remove="never"), "still registered")
+    assert_wrong(capsys, lesson04.q1, _recorder(remove="after"), "raises an error", "finally:")
+    assert_wrong(capsys, lesson04.q1, _recorder(take="inputs"), "INPUT", "(3, 16, 12, 12)")
+    assert_wrong(capsys, lesson04.q1, _recorder(layer="conv1"), "conv1's output")
 
 
 def _by_hand(bias=True, all_channels=True, transpose=False, shift=0):
@@ -390,18 +390,18 @@ def _by_hand(bias=True, all_channels=True, transpose=False, shift=0):
 
 
 def test_lesson04_value_by_hand_slips(capsys):
-    assert_wrong(capsys, lesson04.q6, _by_hand(bias=False), "add conv.bias[channel]")
-    assert_wrong(capsys, lesson04.q6, _by_hand(all_channels=False), "one input channel only",
+    assert_wrong(capsys, lesson04.q2, _by_hand(bias=False), "add conv.bias[channel]")
+    assert_wrong(capsys, lesson04.q2, _by_hand(all_channels=False), "one input channel only",
                  "conv2")
-    assert_wrong(capsys, lesson04.q6, _by_hand(transpose=True), "rows and columns are swapped")
-    assert_wrong(capsys, lesson04.q6, _by_hand(shift=1), "off by one")
+    assert_wrong(capsys, lesson04.q2, _by_hand(transpose=True), "rows and columns are swapped")
+    assert_wrong(capsys, lesson04.q2, _by_hand(shift=1), "off by one")
 
 
 def test_lesson04_a_patch_of_the_wrong_size_is_explained(capsys):
     def too_small(x, conv, channel, row, col):
         return (conv.weight[channel] * x[:, row:row + 4, col:col + 4]).sum().item()
 
-    ok, out = verdict(capsys, lesson04.q6, too_small)
+    ok, out = verdict(capsys, lesson04.q2, too_small)
     assert not ok and "must match the size" in out and "x[:, row:row + k, col:col + k]" in out
 
 
@@ -428,9 +428,9 @@ def test_lesson05_predictions_follow_the_model(capsys):
     images, labels = lesson05.explorer_images()
     said = lesson05.shifted_prediction()
     truth = "yes" if said == int(labels[lesson05.SHIFTED_IMAGE]) else "no"
-    assert verdict(capsys, lesson05.p1, truth)[0]
-    assert not verdict(capsys, lesson05.p1, {"yes": "no", "no": "yes"}[truth])[0]
-    assert_wrong(capsys, lesson05.p2, (0, 0), "the map moves with the digit")
+    assert verdict(capsys, lesson05.p2, truth)[0]
+    assert not verdict(capsys, lesson05.p2, {"yes": "no", "no": "yes"}[truth])[0]
+    assert_wrong(capsys, lesson05.p1, (0, 0), "the map moves with the digit")
 
 
 # --------------------------------------------------------------------------- 06: receptive field
@@ -480,10 +480,10 @@ def _cam(reduce="mean", relu=True, train=False, remove=True):
 
 
 def test_lesson07_grad_cam_slips(capsys):
-    assert_wrong(capsys, lesson07.q4, _cam(reduce="sum"), "MEAN gradient", "summed")
-    assert_wrong(capsys, lesson07.q4, _cam(relu=False), "apply a ReLU")
-    assert_wrong(capsys, lesson07.q4, _cam(train=True), "train mode")
-    assert_wrong(capsys, lesson07.q4, _cam(remove=False), "hook you registered is still")
+    assert_wrong(capsys, lesson07.q1, _cam(reduce="sum"), "MEAN gradient", "summed")
+    assert_wrong(capsys, lesson07.q1, _cam(relu=False), "apply a ReLU")
+    assert_wrong(capsys, lesson07.q1, _cam(train=True), "train mode")
+    assert_wrong(capsys, lesson07.q1, _cam(remove=False), "hook you registered is still")
 
 
 def test_lesson07_reference_is_featvizs_coarse_grad_cam():
@@ -507,9 +507,9 @@ def _occlude(clone=True, fill=None, sign=1):
 
 
 def test_lesson07_occlusion_slips(capsys):
-    assert_wrong(capsys, lesson07.q5, _occlude(clone=False), "changed the image", "clone()")
-    assert_wrong(capsys, lesson07.q5, _occlude(fill=0.0), "smallest value", "not 0")
-    assert_wrong(capsys, lesson07.q5, _occlude(sign=-1), "the other way round")
+    assert_wrong(capsys, lesson07.q2, _occlude(clone=False), "changed the image", "clone()")
+    assert_wrong(capsys, lesson07.q2, _occlude(fill=0.0), "smallest value", "not 0")
+    assert_wrong(capsys, lesson07.q2, _occlude(sign=-1), "the other way round")
 
 
 # --------------------------------------------------------------------------- 08: capture and plot
@@ -536,10 +536,10 @@ def test_lesson08_capture_slips(capsys):
         model.train()
         return featviz.activations(model, images, [layer])[layer]
 
-    assert_wrong(capsys, lesson08.q4, leaky, "still on the model")
-    assert_wrong(capsys, lesson08.q4, attached, "requires_grad=True", ".detach()")
-    assert_wrong(capsys, lesson08.q4, in_train_mode, "train mode")
-    assert_wrong(capsys, lesson08.q4, lambda m, x, layer: featviz.activations(m, x, [layer]),
+    assert_wrong(capsys, lesson08.q1, leaky, "still on the model")
+    assert_wrong(capsys, lesson08.q1, attached, "requires_grad=True", ".detach()")
+    assert_wrong(capsys, lesson08.q1, in_train_mode, "train mode")
+    assert_wrong(capsys, lesson08.q1, lambda m, x, layer: featviz.activations(m, x, [layer]),
                  "acts[layer]")
 
 
@@ -552,8 +552,8 @@ def test_lesson08_plot_slips(capsys):
         maps = featviz.activations(model, images, [layer])[layer]
         featviz.plot_feature_maps(maps, index=index)
 
-    assert_wrong(capsys, lesson08.q5, first_image, "the maps of image 0", "draw image 1")
-    assert_wrong(capsys, lesson08.q5, shown_not_returned, "returned None")
+    assert_wrong(capsys, lesson08.q2, first_image, "the maps of image 0", "draw image 1")
+    assert_wrong(capsys, lesson08.q2, shown_not_returned, "returned None")
 
 
 def test_lesson08_tiny_rgb_is_a_colour_model_with_named_layers():

@@ -17,29 +17,29 @@ def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
 
 
 def test_verdict_is_truthy_and_silent_in_a_notebook(capsys):
-    right, wrong = lesson01.q1.check(784), lesson01.q1.check(785)
+    right, wrong = lesson01.q2.check(784), lesson01.q2.check(785)
     assert right and not wrong and right == True and wrong == False  # noqa: E712
     assert hasattr(right, "_ipython_display_") and right._ipython_display_() is None
 
 
 def test_unanswered_is_a_gentle_prompt_not_an_error(capsys):
-    ok, out = verdict(capsys, lesson01.q1, ...)
+    ok, out = verdict(capsys, lesson01.q2, ...)
     assert not ok and "not answered yet" in out and "hint()" in out
 
 
 def test_lesson01_right_answers_pass(capsys):
-    assert verdict(capsys, lesson01.q1, 784) == (True, "q1: correct!\n")
-    assert verdict(capsys, lesson01.q2, (0 - featviz.MNIST_MEAN) / featviz.MNIST_STD)[0]
+    assert verdict(capsys, lesson01.q2, 784) == (True, "q2: correct!\n")
+    assert verdict(capsys, lesson01.p2, (0 - featviz.MNIST_MEAN) / featviz.MNIST_STD)[0]
     test = featviz.load_mnist(train=False)
     seven = int((test.targets == 7).nonzero()[3])
     assert verdict(capsys, lesson01.q3, seven)[0]
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson01.q1, 28, "1 x 28 x 28"),
-    (lesson01.q2, 0, "BEFORE normalisation"),
-    (lesson01.q2, 255, "white pixel"),
-    (lesson01.q2, "zero", "give a number"),
+    (lesson01.q2, 28, "1 x 28 x 28"),
+    (lesson01.p2, 0, "BEFORE normalisation"),
+    (lesson01.p2, 255, "white pixel"),
+    (lesson01.p2, "zero", "give a number"),
     (lesson01.q3, 0.5, "give an index"),
     (lesson01.q3, 10**6, "outside the test set"),
     (lesson01.q3, 1, "is a 2, not a 7"),

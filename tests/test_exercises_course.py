@@ -51,28 +51,28 @@ def conv1_maps() -> torch.Tensor:
 
 
 def test_lesson00_right_answers(capsys, conv1_maps):
-    assert_right(capsys, lesson00.q1, conv1_maps.shape[1])
-    assert_right(capsys, lesson00.q1, torch.tensor(conv1_maps.shape[1]))     # a 0-d tensor
-    assert_right(capsys, lesson00.q2, tuple(conv1_maps.shape[2:]))
-    assert_right(capsys, lesson00.q2, conv1_maps.shape[2:])                  # a torch.Size
-    assert_right(capsys, lesson00.q3, sum(p.numel() for p in featviz.SimpleCNN().conv1.parameters()))
+    assert_right(capsys, lesson00.p1, conv1_maps.shape[1])
+    assert_right(capsys, lesson00.p1, torch.tensor(conv1_maps.shape[1]))     # a 0-d tensor
+    assert_right(capsys, lesson00.p2, tuple(conv1_maps.shape[2:]))
+    assert_right(capsys, lesson00.p2, conv1_maps.shape[2:])                  # a torch.Size
+    assert_right(capsys, lesson00.q1, sum(p.numel() for p in featviz.SimpleCNN().conv1.parameters()))
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson00.q1, 24, "height (and width) of each map"),
-    (lesson00.q1, 28, "size of the input image"),
-    (lesson00.q1, 10, "number of digits in the batch"),
-    (lesson00.q1, 1, "one map per filter"),
-    (lesson00.q1, "16", "give a whole number"),
-    (lesson00.q1, True, "give a whole number"),
-    (lesson00.q2, (28, 28), "28 x 28 is the input"),
-    (lesson00.q2, (5, 5), "size of a filter"),
-    (lesson00.q2, (12, 12), "after pool1"),
-    (lesson00.q2, "24x24", "give (height, width)"),
-    (lesson00.q2, (20, 20), "28 - 5 + 1"),
-    (lesson00.q3, 400, "one bias"),
-    (lesson00.q3, 25, "conv1 has 16 of them"),
-    (lesson00.q3, 16, "5 x 5 weights too"),
+    (lesson00.p1, 24, "height (and width) of each map"),
+    (lesson00.p1, 28, "size of the input image"),
+    (lesson00.p1, 10, "number of digits in the batch"),
+    (lesson00.p1, 1, "one map per filter"),
+    (lesson00.p1, "16", "give a whole number"),
+    (lesson00.p1, True, "give a whole number"),
+    (lesson00.p2, (28, 28), "28 x 28 is the input"),
+    (lesson00.p2, (5, 5), "size of a filter"),
+    (lesson00.p2, (12, 12), "after pool1"),
+    (lesson00.p2, "24x24", "give (height, width)"),
+    (lesson00.p2, (20, 20), "28 - 5 + 1"),
+    (lesson00.q1, 400, "one bias"),
+    (lesson00.q1, 25, "conv1 has 16 of them"),
+    (lesson00.q1, 16, "5 x 5 weights too"),
 ])
 def test_lesson00_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
@@ -87,19 +87,19 @@ def test_lesson02_right_answers(capsys):
         x = torch.zeros(1, 1, 32, 32)
         flat = net.pool2(net.relu2(net.conv2(net.pool1(net.relu1(net.conv1(x)))))).numel()
     assert_right(capsys, lesson02.q1, width)
-    assert_right(capsys, lesson02.q2, sum(p.numel() for p in featviz.SimpleCNN().conv2.parameters()))
-    assert_right(capsys, lesson02.q3, flat)
+    assert_right(capsys, lesson02.p2, sum(p.numel() for p in featviz.SimpleCNN().conv2.parameters()))
+    assert_right(capsys, lesson02.q2, flat)
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
     (lesson02.q1, 24, "5 x 5 kernel"),
     (lesson02.q1, 13, "after pooling"),
     (lesson02.q1, 26.5, "whole number"),
-    (lesson02.q2, 32 * 16 * 5 * 5, "bias too"),
-    (lesson02.q2, 32 * 5 * 5 + 32, "all 16 channels"),
-    (lesson02.q3, 32 * 4 * 4, "28 x 28 images"),
-    (lesson02.q3, 32 * 10 * 10, "second pooling"),
-    (lesson02.q3, "800", "whole number"),
+    (lesson02.p2, 32 * 16 * 5 * 5, "bias too"),
+    (lesson02.p2, 32 * 5 * 5 + 32, "all 16 channels"),
+    (lesson02.q2, 32 * 4 * 4, "28 x 28 images"),
+    (lesson02.q2, 32 * 10 * 10, "second pooling"),
+    (lesson02.q2, "800", "whole number"),
 ])
 def test_lesson02_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
@@ -113,7 +113,7 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def test_lesson03_right_answers(capsys):
     steps = len(DataLoader(TensorDataset(torch.zeros(60_000, 1)), batch_size=64))
-    assert_right(capsys, lesson03.q1, steps)
+    assert_right(capsys, lesson03.p1, steps)
     assert_right(capsys, lesson03.q2, "optimizer.zero_grad()")
     assert_right(capsys, lesson03.q2, "zero_grad")
     assert_right(capsys, lesson03.q3, _accuracy)
@@ -121,9 +121,9 @@ def test_lesson03_right_answers(capsys):
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson03.q1, 60_000 // 64, "last, smaller batch"),
-    (lesson03.q1, 60_000 / 64, "whole number of batches"),
-    (lesson03.q1, "938", "give a number"),
+    (lesson03.p1, 60_000 // 64, "last, smaller batch"),
+    (lesson03.p1, 60_000 / 64, "whole number of batches"),
+    (lesson03.p1, "938", "give a number"),
     (lesson03.q2, "optimizer.step()", "applies the gradients"),
     (lesson03.q2, "loss.backward()", "adds to"),
     (lesson03.q2, 3, "as a string"),
@@ -149,33 +149,33 @@ def stroke_preference() -> torch.Tensor:
 
 
 def test_lesson04_right_answers(capsys, stroke_preference):
-    assert_right(capsys, lesson04.q1, int(stroke_preference.argmax()))
+    assert_right(capsys, lesson04.q3, int(stroke_preference.argmax()))
     pool1 = featviz.activations(featviz.SimpleCNN(), torch.zeros(1, 1, 28, 28), ["pool1"])["pool1"]
-    assert_right(capsys, lesson04.q2, tuple(pool1.shape[1:]))
+    assert_right(capsys, lesson04.p1, tuple(pool1.shape[1:]))
     net = featviz.SimpleCNN()
     with torch.no_grad():
         big = net.conv2(net.pool1(net.relu1(net.conv1(torch.zeros(1, 1, 56, 56)))))
-    assert_right(capsys, lesson04.q3, int(big.shape[-1]))
+    assert_right(capsys, lesson04.q4, int(big.shape[-1]))
     images, _ = featviz.digit_examples()
     relu2 = featviz.activations(featviz.pretrained(), images, ["relu2"])["relu2"][3]
-    assert_right(capsys, lesson04.q4, int((relu2.flatten(1).amax(dim=1) == 0).sum()))
+    assert_right(capsys, lesson04.q5, int((relu2.flatten(1).amax(dim=1) == 0).sum()))
 
 
-def test_lesson04_q1_a_vertical_channel_is_called_vertical(capsys, stroke_preference):
-    assert_wrong(capsys, lesson04.q1, int(stroke_preference.argmin()), "VERTICAL")
-    assert_wrong(capsys, lesson04.q1, 99, "is not one of them")
-    assert_wrong(capsys, lesson04.q1, "3", "give one channel number")
+def test_lesson04_q3_a_vertical_channel_is_called_vertical(capsys, stroke_preference):
+    assert_wrong(capsys, lesson04.q3, int(stroke_preference.argmin()), "VERTICAL")
+    assert_wrong(capsys, lesson04.q3, 99, "is not one of them")
+    assert_wrong(capsys, lesson04.q3, "3", "give one channel number")
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson04.q2, (1, 16, 12, 12), "batch dimension"),
-    (lesson04.q2, (16, 24, 24), "conv1's size"),
-    (lesson04.q2, (32, 12, 12), "number of maps is wrong"),
-    (lesson04.q2, torch.zeros(16, 12, 12), "not a tensor"),
-    (lesson04.q3, 8, "twice as large"),
-    (lesson04.q3, 16, "fixed 4 pixels"),
-    (lesson04.q3, (22, 22), "give one number"),
-    (lesson04.q4, 2.0, "whole number"),
+    (lesson04.p1, (1, 16, 12, 12), "batch dimension"),
+    (lesson04.p1, (16, 24, 24), "conv1's size"),
+    (lesson04.p1, (32, 12, 12), "number of maps is wrong"),
+    (lesson04.p1, torch.zeros(16, 12, 12), "not a tensor"),
+    (lesson04.q4, 8, "twice as large"),
+    (lesson04.q4, 16, "fixed 4 pixels"),
+    (lesson04.q4, (22, 22), "give one number"),
+    (lesson04.q5, 2.0, "whole number"),
 ])
 def test_lesson04_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
@@ -283,10 +283,10 @@ def test_lesson07_right_answers(capsys, test_predictions):
     labels, pred = test_predictions
     d = lesson07.DIGIT
     assert d != 4, "the lesson analyses the 4s itself: the exercise asks about another digit"
-    assert_right(capsys, lesson07.q1, "pool2")
-    assert_right(capsys, lesson07.q2, int(((labels == d) & (pred != d)).sum()))
+    assert_right(capsys, lesson07.q3, "pool2")
+    assert_right(capsys, lesson07.q4, int(((labels == d) & (pred != d)).sum()))
     wrong = pred[(labels == d) & (pred != d)]
-    assert_right(capsys, lesson07.q3, int(torch.bincount(wrong, minlength=10).argmax()))
+    assert_right(capsys, lesson07.q5, int(torch.bincount(wrong, minlength=10).argmax()))
 
 
 @pytest.mark.parametrize("answer, expected", [
@@ -295,20 +295,20 @@ def test_lesson07_right_answers(capsys, test_predictions):
     ("layer4", "not a layer of the SimpleCNN"),
     (3, "as a string"),
 ])
-def test_lesson07_q1_wrong_answers(capsys, answer, expected):
-    assert_wrong(capsys, lesson07.q1, answer, expected)
+def test_lesson07_q3_wrong_answers(capsys, answer, expected):
+    assert_wrong(capsys, lesson07.q3, answer, expected)
 
 
-def test_lesson07_q2_q3_typical_confusions(capsys, test_predictions):
+def test_lesson07_q4_q3_typical_confusions(capsys, test_predictions):
     labels, pred = test_predictions
     d = lesson07.DIGIT
     called_d = int(((pred == d) & (labels != d)).sum())
     every_mistake = int((pred != labels).sum())
-    assert_wrong(capsys, lesson07.q2, called_d, f"label {d}, prediction not {d}")
-    assert_wrong(capsys, lesson07.q2, every_mistake, "every mistake")
-    assert_wrong(capsys, lesson07.q2, 2.5, "whole number")
-    assert_wrong(capsys, lesson07.q3, d, "true label")
-    assert_wrong(capsys, lesson07.q3, 12, "digit 0-9")
+    assert_wrong(capsys, lesson07.q4, called_d, f"label {d}, prediction not {d}")
+    assert_wrong(capsys, lesson07.q4, every_mistake, "every mistake")
+    assert_wrong(capsys, lesson07.q4, 2.5, "whole number")
+    assert_wrong(capsys, lesson07.q5, d, "true label")
+    assert_wrong(capsys, lesson07.q5, 12, "digit 0-9")
 
 
 # --------------------------------------------------------------------------- lesson 08
@@ -323,8 +323,8 @@ def test_lesson08_right_answers(capsys, resnet):
     x = torch.zeros(1, 3, 224, 224)
     with torch.no_grad():
         size = featviz.activations(resnet, x, ["layer4"])["layer4"].shape[-1]
-    assert_right(capsys, lesson08.q1, 224 // size)
-    assert_right(capsys, lesson08.q2, len(featviz.hooks.resolve_layers(resnet, torch.nn.Conv2d)))
+    assert_right(capsys, lesson08.p2, 224 // size)
+    assert_right(capsys, lesson08.p1, len(featviz.hooks.resolve_layers(resnet, torch.nn.Conv2d)))
     preset = ResNet18_Weights.IMAGENET1K_V1.transforms()
     assert_right(capsys, lesson08.q3, (1.0 - preset.mean[0]) / preset.std[0])
     assert_right(capsys, lesson08.q3, torch.tensor((1.0 - preset.mean[0]) / preset.std[0]))
@@ -337,13 +337,13 @@ def test_lesson08_exercise_constants_are_torchvisions():
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson08.q1, 7, "height and width of layer4's maps"),
-    (lesson08.q1, 224, "divide it by the size"),
-    (lesson08.q1, 16, "earlier stage"),
-    (lesson08.q1, "32", "one number"),
-    (lesson08.q2, 17, "downsample"),
-    (lesson08.q2, 18, "fc layer included"),
-    (lesson08.q2, 8, "residual blocks"),
+    (lesson08.p2, 7, "height and width of layer4's maps"),
+    (lesson08.p2, 224, "divide it by the size"),
+    (lesson08.p2, 16, "earlier stage"),
+    (lesson08.p2, "32", "one number"),
+    (lesson08.p1, 17, "downsample"),
+    (lesson08.p1, 18, "fc layer included"),
+    (lesson08.p1, 8, "residual blocks"),
     (lesson08.q3, 1.0, "before Normalize"),
     (lesson08.q3, (1 - 0.1307) / 0.3081, "MNIST's mean and std"),
     (lesson08.q3, (0 - 0.485) / 0.229, "black pixel"),

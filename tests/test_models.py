@@ -151,22 +151,22 @@ def test_lesson02_right_answers_are_what_pytorch_says(capsys):
     narrow = nn.Conv2d(1, 16, kernel_size=3)(torch.zeros(1, 1, 28, 28))
     assert _verdict(capsys, lesson02.q1, narrow.shape[-1]) == (True, "q1: correct!\n")
     conv2 = sum(p.numel() for p in model.conv2.parameters())
-    assert _verdict(capsys, lesson02.q2, conv2) == (True, "q2: correct!\n")
-    assert _verdict(capsys, lesson02.q2, torch.tensor(conv2))[0]
+    assert _verdict(capsys, lesson02.p2, conv2) == (True, "p2: correct!\n")
+    assert _verdict(capsys, lesson02.p2, torch.tensor(conv2))[0]
     x = torch.zeros(1, 1, 32, 32)
     flat = model.pool2(model.conv2(model.pool1(model.conv1(x)))).flatten(1).shape[1]
-    assert _verdict(capsys, lesson02.q3, flat) == (True, "q3: correct!\n")
+    assert _verdict(capsys, lesson02.q2, flat) == (True, "q2: correct!\n")
 
 
 @pytest.mark.parametrize("name, answer, expected", [
     ("q1", 24, "5 x 5 kernel"),
     ("q1", 13, "after pooling"),
     ("q1", "26", "whole number"),
-    ("q2", 32 * 16 * 25, "bias"),
-    ("q2", 32 * 25 + 32, "all 16 channels"),
-    ("q3", 512, "28 x 28"),
-    ("q3", 3200, "pool2 halves"),
-    ("q3", 1, "Follow the width"),
+    ("p2", 32 * 16 * 25, "bias"),
+    ("p2", 32 * 25 + 32, "all 16 channels"),
+    ("q2", 512, "28 x 28"),
+    ("q2", 3200, "pool2 halves"),
+    ("q2", 1, "Follow the width"),
 ])
 def test_lesson02_wrong_answers_explain_themselves(capsys, name, answer, expected):
     from featviz.exercises import lesson02

@@ -267,7 +267,7 @@ def test_lesson03_right_answers(capsys):
     from featviz.exercises import lesson03
 
     loader = DataLoader(TensorDataset(torch.zeros(60_000, 1)), batch_size=64)
-    assert _verdict(capsys, lesson03.q1, len(loader)) == (True, "q1: correct!\n")
+    assert _verdict(capsys, lesson03.p1, len(loader)) == (True, "p1: correct!\n")
     assert math.ceil(60_000 / 64) == len(loader)
     assert _verdict(capsys, lesson03.q2, "optimizer.zero_grad()")[0]
     assert _verdict(capsys, lesson03.q2, "zero_grad")[0]
@@ -279,9 +279,9 @@ def test_lesson03_right_answers(capsys):
 
 
 @pytest.mark.parametrize("name, answer, expected", [
-    ("q1", 937, "last, smaller batch"),
-    ("q1", 60_000 / 64, "whole number of batches"),
-    ("q1", 60_000, "one step per batch"),
+    ("p1", 937, "last, smaller batch"),
+    ("p1", 60_000 / 64, "whole number of batches"),
+    ("p1", 60_000, "one step per batch"),
     ("q2", "optimizer.step()", "applies the gradients"),
     ("q2", "loss.backward", "adds to"),
     ("q2", 3, "as a string"),

@@ -24,8 +24,8 @@ def _maps(answer: Any) -> None:
     raise Wrong(f"{n} is not it: count the panels of the figure, or read acts['conv1'].shape[1].")
 
 
-q1 = Exercise(
-    name="q1",
+p1 = Exercise(
+    name="p1",
     prompt="Predict: how many feature maps does conv1 make for one image?",
     checker=_maps,
     hint_text="One map per filter. acts['conv1'] has shape (N, C, H, W): images, channels "
@@ -56,8 +56,8 @@ def _size(answer: Any) -> None:
     raise Wrong(f"{h} x {w} is not it: a 5 x 5 filter fits 28 - 5 + 1 positions along each side.")
 
 
-q2 = Exercise(
-    name="q2",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: what is the (height, width) of each conv1 feature map?",
     checker=_size,
     hint_text="conv1 slides a 5 x 5 filter over the 28 x 28 image without padding: along each "
@@ -81,8 +81,8 @@ def _params(answer: Any) -> None:
     raise Wrong(f"{n} is not it: count 16 filters x (1 x 5 x 5 weights + 1 bias).")
 
 
-q3 = Exercise(
-    name="q3",
+q1 = Exercise(
+    name="q1",
     prompt="How many numbers (weights and biases) does conv1 learn?",
     checker=_params,
     hint_text="Each of the 16 filters has 1 x 5 x 5 weights (one input channel) and one bias. "

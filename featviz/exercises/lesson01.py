@@ -10,8 +10,8 @@ from . import (Exercise, Questionnaire, Wrong, as_int, as_number, call, expect_e
 from . import reading as _reading
 from ..data import MNIST_MEAN, MNIST_STD, load_mnist
 
-q1 = Exercise(
-    name="q1",
+q2 = Exercise(
+    name="q2",
     prompt="How many numbers (pixels) does one MNIST image hold?",
     checker=expect_equal(28 * 28, "{answer} is not it: an image is a 1 x 28 x 28 tensor."),
     hint_text="Look at image.shape, and multiply its sizes (or use image.numel()).",
@@ -34,8 +34,8 @@ def _black(answer: Any) -> None:
     raise Wrong(f"{value:.4f} is not it. Normalize computes (x - mean) / std with x = 0.")
 
 
-q2 = Exercise(
-    name="q2",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: what value does a black pixel have after the standard normalisation?",
     checker=_black,
     hint_text="A black pixel is 0 after ToTensor. Normalize computes (x - mean) / std "
@@ -136,8 +136,8 @@ def _explain_constants(pixels: torch.Tensor, mean: float, std: float, true_mean:
     raise Wrong(f"for pixels of shape {shape} expected mean {true_mean:.4f}, got {mean:.4f}.")
 
 
-q4 = Exercise(
-    name="q4",
+q1 = Exercise(
+    name="q1",
     prompt="Write norm_constants(pixels): given raw MNIST bytes (a uint8 tensor of any shape, "
            "values 0-255, like train.data), return (mean, std) of all the pixels on the [0, 1] "
            "scale that ToTensor gives, as two numbers.",
@@ -176,8 +176,8 @@ def _batch_shape(answer: Any) -> None:
                 f"dimension.")
 
 
-p1 = Exercise(
-    name="p1",
+p3 = Exercise(
+    name="p3",
     prompt="Predict: what shape does one batch of images from DataLoader(train, batch_size=64) "
            "have?",
     checker=_batch_shape,
@@ -203,8 +203,8 @@ def _guess_mean(answer: Any) -> None:
                 f"are close to 1.")
 
 
-p2 = Exercise(
-    name="p2",
+p1 = Exercise(
+    name="p1",
     prompt="Predict: the mean pixel value of the MNIST training images, on the [0, 1] scale "
            "(within 0.05)?",
     checker=_guess_mean,

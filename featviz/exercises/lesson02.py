@@ -46,8 +46,8 @@ def _conv2_params(answer: Any) -> None:
     raise Wrong(f"{value} is not it. A filter has in_channels x 5 x 5 weights and one bias.")
 
 
-q2 = Exercise(
-    name="q2",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: how many parameters (weights and biases) does conv2 have?",
     checker=_conv2_params,
     hint_text="conv2 has 32 filters; each one spans all 16 input channels with a 5 x 5 "
@@ -72,8 +72,8 @@ def _fc1_inputs(answer: Any) -> None:
                 f"pool (/2), then multiply by the 32 channels.")
 
 
-q3 = Exercise(
-    name="q3",
+q2 = Exercise(
+    name="q2",
     prompt="For 32 x 32 grey images, how many inputs would fc1 need (the number in place of 32*4*4)?",
     checker=_fc1_inputs,
     hint_text="Apply the same steps as for 28: 32 -> conv1 -> pool1 -> conv2 -> pool2, "
@@ -185,8 +185,8 @@ def _out_size(answer: Any) -> str:
     raise Wrong(f"{example} ({len(wrong)} of {len(cases)} layers disagree).")
 
 
-q4 = Exercise(
-    name="q4",
+q3 = Exercise(
+    name="q3",
     prompt="Write out_size(size, kernel, stride=1, padding=0, dilation=1): the height (or "
            "width) of the maps a convolution or pooling layer makes from maps of height `size`.",
     checker=_out_size,
@@ -249,8 +249,8 @@ def _most_work(answer: Any) -> None:
     raise Wrong(f"{choice} is small and runs once per image; look at the convolutions.")
 
 
-p2 = Exercise(
-    name="p2",
+p3 = Exercise(
+    name="p3",
     prompt="Predict: which layer does the most multiply-adds for one image: conv1, conv2, "
            "fc1, fc2 or fc3?",
     checker=_most_work,

@@ -27,8 +27,8 @@ def _steps(answer: Any) -> None:
     raise Wrong(f"{answer} is not it: one step per batch of 64 images.")
 
 
-q1 = Exercise(
-    name="q1",
+p1 = Exercise(
+    name="p1",
     prompt="Predict: how many optimizer steps is one epoch over the 60,000 training images at batch size 64?",
     checker=_steps,
     hint_text="One step per batch. The last batch holds whatever is left over.",
@@ -188,8 +188,8 @@ def _explain_drift(step: int, name: str, p: torch.nn.Parameter, grad: torch.Tens
                 f"in {name!r}): zero the gradients, forward, loss, backward, step, each once.")
 
 
-q4 = Exercise(
-    name="q4",
+q1 = Exercise(
+    name="q1",
     prompt="Write train_step(model, optimizer, images, labels): one training step on one batch "
            "(zero the gradients, forward, cross-entropy loss, backward, step); return the "
            "loss as a number.",
@@ -230,8 +230,8 @@ def _first_loss(answer: Any) -> None:
                 f"classes gives each 1/10; the loss is -log of the true class's probability.")
 
 
-p1 = Exercise(
-    name="p1",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: the cross-entropy loss of the untrained model on its first batch, "
            "roughly?",
     checker=_first_loss,
@@ -280,8 +280,8 @@ def _confused_pair(answer: Any) -> None:
                 f"strokes?")
 
 
-p2 = Exercise(
-    name="p2",
+p3 = Exercise(
+    name="p3",
     prompt="Predict: which mistake will the model make most often? Give (true digit, "
            "predicted digit).",
     checker=_confused_pair,

@@ -69,8 +69,8 @@ def _horizontal(answer: Any) -> None:
                 f"prefers them much more strongly.")
 
 
-q1 = Exercise(
-    name="q1",
+q3 = Exercise(
+    name="q3",
     prompt="Which conv1 channel of the pretrained network responds most strongly to "
            "horizontal strokes (and little to vertical ones)? Give its number.",
     checker=_horizontal,
@@ -113,8 +113,8 @@ def _pool1_shape(answer: Any) -> None:
                 f"then 2 x 2 max pooling halves the rest.")
 
 
-q2 = Exercise(
-    name="q2",
+p1 = Exercise(
+    name="p1",
     prompt="Predict: what shape (C, H, W) does pool1 produce for one 28 x 28 digit?",
     checker=_pool1_shape,
     hint_text="conv1 output size = 28 - 5 + 1 (no padding); pool1 takes the max of each 2 x 2 block.",
@@ -143,8 +143,8 @@ def _conv2_size(answer: Any) -> None:
     raise Wrong(f"{answer} is not it. Go layer by layer: conv1 (5 x 5), pool1 (2 x 2), conv2 (5 x 5).")
 
 
-q3 = Exercise(
-    name="q3",
+q4 = Exercise(
+    name="q4",
     prompt="If the digits were 56 x 56 pixels, how high (and wide) would conv2's maps be?",
     checker=_conv2_size,
     hint_text="Each 5 x 5 convolution without padding takes 4 pixels off the height; "
@@ -169,8 +169,8 @@ def _dead_count(answer: Any) -> None:
     raise Wrong(f"{answer} is not it: count the channels of relu2 whose largest value is 0.")
 
 
-q4 = Exercise(
-    name="q4",
+q5 = Exercise(
+    name="q5",
     prompt="For the digit 3 (images[3]), how many of relu2's 32 channels are dead, that is "
            "zero everywhere?",
     checker=_dead_count,
@@ -267,8 +267,8 @@ def _compare_conv2(got: Any, model: SimpleCNN, x: torch.Tensor) -> None:
     expect_close(got, expected, "the recorded conv2 output")
 
 
-q5 = Exercise(
-    name="q5",
+q1 = Exercise(
+    name="q1",
     prompt="Write record_conv2(model, images): register a forward hook on model.conv2 that "
            "records its output, run the model on the images, remove the hook (even when the "
            "forward pass raises an error) and return the recorded output.",
@@ -369,8 +369,8 @@ def _explain_value(value: float, expected: float, x: torch.Tensor, conv: nn.Conv
                 f"{value - expected:+.4f}).")
 
 
-q6 = Exercise(
-    name="q6",
+q2 = Exercise(
+    name="q2",
     prompt="Write conv_value(x, conv, channel, row, col): the value at (row, col) of map "
            "`channel` of a Conv2d layer `conv` (stride 1, no padding), computed by hand from "
            "its input x of shape (C, H, W), the kernel and the bias.",
@@ -414,8 +414,8 @@ def _zero_share(answer: Any) -> None:
                 f"a filter's response to flat background is one constant, positive or negative.")
 
 
-p1 = Exercise(
-    name="p1",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: what share of conv1's values will relu1 set to zero for these digits: "
            "about 10%, 40% or 70%?",
     checker=_zero_share,
@@ -436,8 +436,8 @@ def _pool_change(answer: Any) -> None:
                 "block: pooling absorbs part of a small shift.")
 
 
-p2 = Exercise(
-    name="p2",
+p3 = Exercise(
+    name="p3",
     prompt="Predict: after the digits move one pixel to the right, will pool1's maps change "
            "'less', 'more' or the 'same' as relu1's (relative to their size)?",
     checker=_pool_change,

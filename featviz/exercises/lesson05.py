@@ -381,8 +381,8 @@ def _survives(answer: Any) -> None:
     raise Wrong("it does: the model still reads a 3.")
 
 
-p1 = Exercise(
-    name="p1",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: image 3 (a 3) moved 4 pixels to the right: will the model still read a 3? "
            "'yes' or 'no'.",
     checker=_survives,
@@ -421,8 +421,8 @@ def _peak_moves(answer: Any) -> None:
                 f"pixel for pixel, (rows + dy, columns + dx).")
 
 
-p2 = Exercise(
-    name="p2",
+p1 = Exercise(
+    name="p1",
     prompt="Predict: the digit moves by shift=(2, 1) (2 pixels right, 1 down). Where is the "
            "peak of the conv1 map shown above now? Give (row, col).",
     checker=_peak_moves,

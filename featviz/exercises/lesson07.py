@@ -31,8 +31,8 @@ def _grid_layer(answer: Any) -> None:
     raise Wrong(f"{name!r} is not a layer of the SimpleCNN; featviz.layers(model) lists them.")
 
 
-q1 = Exercise(
-    name="q1",
+q3 = Exercise(
+    name="q3",
     prompt="Which SimpleCNN layer gives the coarsest Grad-CAM grid that still has maps?",
     checker=_grid_layer,
     hint_text="Grad-CAM's resolution is the size of the layer's maps: print "
@@ -55,7 +55,7 @@ def _test_errors() -> tuple[torch.Tensor, torch.Tensor]:
     return labels, pred
 
 
-#: The digit whose mistakes q2 and q3 ask about (the lesson analyses the 4s itself).
+#: The digit whose mistakes q4 and q5 ask about (the lesson analyses the 4s itself).
 DIGIT = 9
 
 
@@ -83,8 +83,8 @@ def _wrong_nines(answer: Any) -> None:
                 f"{DIGIT}.")
 
 
-q2 = Exercise(
-    name="q2",
+q4 = Exercise(
+    name="q4",
     prompt=f"How many test images of a {DIGIT} does the pretrained model get wrong?",
     checker=_wrong_nines,
     hint_text=f"pred = model(test_images).argmax(dim=1); combine (test_labels == {DIGIT}) and "
@@ -110,8 +110,8 @@ def _confused_with(answer: Any) -> None:
                 f"comes up more often.")
 
 
-q3 = Exercise(
-    name="q3",
+q5 = Exercise(
+    name="q5",
     prompt=f"Which digit does the pretrained model most often see in the {DIGIT}s it gets wrong?",
     checker=_confused_with,
     hint_text=f"Take pred[(test_labels == {DIGIT}) & (pred != {DIGIT})] and count each digit "
@@ -140,7 +140,7 @@ def _maps_and_grads(model: nn.Module, x: torch.Tensor, layer: nn.Module, target:
 
 
 def coarse_cam(model: nn.Module, x: torch.Tensor, layer: str, target: int) -> torch.Tensor:
-    """featviz's Grad-CAM at the layer's own resolution, ``(N, h, w)``: what q4 compares with."""
+    """featviz's Grad-CAM at the layer's own resolution, ``(N, h, w)``: what q1 compares with."""
     from ..explain import grad_cam
 
     try:
@@ -215,8 +215,8 @@ def _explain_cam(got: Any, expected: torch.Tensor, model: nn.Module, x: torch.Te
     expect_close(got, expected, f"the Grad-CAM {case}")
 
 
-q4 = Exercise(
-    name="q4",
+q1 = Exercise(
+    name="q1",
     prompt="Write grad_cam(model, x, layer, target) with a forward hook, in about ten lines: "
            "for a batch x and a layer module (e.g. model.relu2), return the coarse Grad-CAM "
            "maps (N, h, w) for class `target`, without upsampling.",
@@ -293,8 +293,8 @@ def _occlusion_drop(answer: Any) -> str:
     return "Right for five patches, corners and borders included."
 
 
-q5 = Exercise(
-    name="q5",
+q2 = Exercise(
+    name="q2",
     prompt="Write occlusion_drop(model, image, target, top, left, size): how much the target's "
            "score (logit) drops when the size x size patch at (top, left) of one image (C, H, W) "
            "is set to the background, the image's smallest value.",

@@ -30,8 +30,8 @@ def _stride(answer: Any) -> None:
     raise Wrong(f"{value:g} is not it: compare acts['layer4'].shape[-1] with the input's 224.")
 
 
-q1 = Exercise(
-    name="q1",
+p2 = Exercise(
+    name="p2",
     prompt="Predict: layer4 sees the 224 x 224 photo as a 7 x 7 grid: how many input pixels wide is one cell?",
     checker=_stride,
     hint_text="conv1, the max-pool and layers 2, 3 and 4 each halve the size of the maps. "
@@ -57,8 +57,8 @@ def _convs(answer: Any) -> None:
     raise Wrong(f"{value:g} is not it: ask featviz for every module of type torch.nn.Conv2d.")
 
 
-q2 = Exercise(
-    name="q2",
+p1 = Exercise(
+    name="p1",
     prompt="Predict: how many Conv2d layers does ResNet-18 have?",
     checker=_convs,
     hint_text="featviz.resolve_layers(model, torch.nn.Conv2d) lists them by name, "
@@ -210,8 +210,8 @@ def _compare_maps(got: Any, model: nn.Module, images: torch.Tensor, layer: str) 
     expect_close(got, expected, f"the maps of {layer!r}")
 
 
-q4 = Exercise(
-    name="q4",
+q1 = Exercise(
+    name="q1",
     prompt="Write layer_maps(model, images, layer): the output of the layer named `layer` for a "
            "batch of images, as a detached tensor (N, C, H, W), leaving the model as it was.",
     checker=_layer_maps,
@@ -270,8 +270,8 @@ def _plot_layer(answer: Any) -> str:
     return "The figure shows every map of the layer for the chosen image."
 
 
-q5 = Exercise(
-    name="q5",
+q2 = Exercise(
+    name="q2",
     prompt="Write plot_layer(model, images, layer, index=0): a Figure of the feature maps of "
            "`layer` for image `index`, one panel per channel.",
     checker=_plot_layer,
