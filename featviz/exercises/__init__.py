@@ -304,6 +304,10 @@ class Exercise:
         computed from the model); :meth:`expected_texts` returns them.
     error_hints : ``(part of an error message, what to do)`` pairs, added to the
         report when the learner's code raises an error whose message holds the part.
+    reference : for a ``"value"`` or ``"predict"`` exercise, a function of no arguments
+        that computes one right answer (from the model or the data, never typed in).
+        Tests use it to hold the checker to every form of a right answer: an int,
+        ``np.int64``, a 0-d tensor, an integral float, a tuple or a list.
     """
 
     name: str
@@ -314,6 +318,7 @@ class Exercise:
     kind: str = "value"
     giveaways: Sequence[str] | Callable[[], Sequence[str]] = ()
     error_hints: Sequence[tuple[str, str]] = ()
+    reference: Callable[[], Any] | None = None
     attempts: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
