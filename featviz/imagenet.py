@@ -40,16 +40,18 @@ DOWNLOAD_TIMEOUT_S = 60.0  # ResNet-18's weights are 45 MB
 class WeightsUnavailable(RuntimeError):
     """The ImageNet weights are not cached and could not be downloaded.
 
-    ``reason`` is a short, path-free phrase (fit for a notebook's output);
-    the message adds where the weights are expected and how to get them.
+    ``reason`` is a short phrase in plain words, with no path and no setting's name (fit
+    for a notebook's output); the message adds where the weights are expected and how
+    to get them.
     """
 
-    def __init__(self, name: str, reason: str, path: Path) -> None:
+    def __init__(self, name: str, reason: str, path: Path, fix: str | None = None) -> None:
         self.name, self.reason, self.path = name, reason, path
+        fix = fix or (f"with internet access, featviz.imagenet_model({name!r}) downloads them "
+                      f"there once")
         super().__init__(
             f"no ImageNet weights for {name}: {reason}. They are looked for in "
-            f"{pretty_path(path)}; with internet access, featviz.imagenet_model({name!r}) "
-            f"downloads them there once (or copy the file there from a machine that has it)."
+            f"{pretty_path(path)}; {fix} (or copy the file there from a machine that has it)."
         )
 
 
@@ -162,7 +164,10 @@ def imagenet_model(
         if not download:
             raise WeightsUnavailable(name, "they are not cached and download=False", path)
         if offline():
-            raise WeightsUnavailable(name, "they are not cached and FEATVIZ_OFFLINE is set", path)
+            raise WeightsUnavailable(
+                name, "they are not on this computer, and featviz is set to work offline", path,
+                fix="featviz works offline while the FEATVIZ_OFFLINE environment variable is "
+                    "set; unset it, with internet access, to download them once")
         why = _fetch(weights.url, path, float(timeout))
         if why is not None:
             raise WeightsUnavailable(name, f"they are not cached and {why}", path)

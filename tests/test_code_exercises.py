@@ -80,7 +80,8 @@ def namespace(lesson: str) -> dict:
             ns["model"] = featviz.pretrained()
         elif lesson == "lesson07":
             ns["test_images"], ns["test_labels"] = featviz.mnist_tensors(train=False)
-            ns["pred"], _ = featviz.predict(featviz.pretrained(), ns["test_images"])
+            ns["model"] = featviz.pretrained()
+            ns["pred"], _ = featviz.predict(ns["model"], ns["test_images"])
         elif lesson == "lesson08":
             from torchvision.models import resnet18
 

@@ -481,13 +481,13 @@ def test_lesson04_shape_exercises_follow_the_layers(capsys):
     model = featviz.SimpleCNN()
     with torch.no_grad():
         pooled = model.pool1(model.relu1(model.conv1(torch.zeros(1, 1, 28, 28))))
-    assert _check_quietly(ex.q2, tuple(pooled.shape[1:]), capsys)[0]
-    ok, out = _check_quietly(ex.q2, (16, 24, 24), capsys)
+    assert _check_quietly(ex.p1, tuple(pooled.shape[1:]), capsys)[0]
+    ok, out = _check_quietly(ex.p1, (16, 24, 24), capsys)
     assert not ok and "conv1's size" in out
     with torch.no_grad():
         big = model.conv2(model.pool1(model.relu1(model.conv1(torch.zeros(1, 1, 56, 56)))))
-    assert _check_quietly(ex.q3, big.shape[-1], capsys)[0]
-    ok, out = _check_quietly(ex.q3, 8, capsys)
+    assert _check_quietly(ex.q4, big.shape[-1], capsys)[0]
+    ok, out = _check_quietly(ex.q4, 8, capsys)
     assert not ok and "28 x 28" in out
 
 
@@ -514,10 +514,10 @@ def test_lesson04_horizontal_stroke_answer_comes_from_the_model(pretrained_model
     horizontal, vertical = ex.stroke_images()
     h = featviz.activations(pretrained_model, horizontal, ["relu1"])["relu1"].mean(dim=(0, 2, 3))
     v = featviz.activations(pretrained_model, vertical, ["relu1"])["relu1"].mean(dim=(0, 2, 3))
-    assert _check_quietly(ex.q1, int((h - v).argmax()), capsys)[0]
-    ok, out = _check_quietly(ex.q1, int((v - h).argmax()), capsys)
+    assert _check_quietly(ex.q3, int((h - v).argmax()), capsys)[0]
+    ok, out = _check_quietly(ex.q3, int((v - h).argmax()), capsys)
     assert not ok and "VERTICAL" in out
-    assert not _check_quietly(ex.q1, 99, capsys)[0]
+    assert not _check_quietly(ex.q3, 99, capsys)[0]
 
 
 def test_lesson04_dead_channel_count(pretrained_model, capsys):
@@ -526,5 +526,5 @@ def test_lesson04_dead_channel_count(pretrained_model, capsys):
     images, _ = featviz.digit_examples()
     relu2 = featviz.activations(pretrained_model, images, ["relu2"])["relu2"][3]
     dead = int((relu2.flatten(1).amax(dim=1) == 0).sum())
-    assert _check_quietly(ex.q4, dead, capsys)[0]
-    assert not _check_quietly(ex.q4, dead + 1, capsys)[0]
+    assert _check_quietly(ex.q5, dead, capsys)[0]
+    assert not _check_quietly(ex.q5, dead + 1, capsys)[0]

@@ -62,18 +62,13 @@ def ignoring_one() -> list[int]:
 
 
 def _channel(answer: Any, channels: int) -> int:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        try:
-            if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-                answer = int(answer)
-            else:
-                raise TypeError
-        except TypeError:
-            raise Wrong(f"give a filter number (an int), not {type(answer).__name__}.") from None
-    if not 0 <= answer < channels:
+    if isinstance(answer, str):
+        raise Wrong(f"give a filter number (an int), not str {answer!r}.")
+    c = as_int(answer, "a filter number (a whole number)")
+    if not 0 <= c < channels:
         raise Wrong(f"relu2 has {channels} filters, numbered 0 to {channels - 1}; "
-                    f"{answer} is not one of them.")
-    return int(answer)
+                    f"{c} is not one of them.")
+    return c
 
 
 def _ignores_one(answer: Any) -> None:
@@ -98,6 +93,7 @@ q1 = Exercise(
               "but lights up for most other digits.",
     solution_text="answer = ex.ignoring_one()[0]\n"
                   "# several filters do; ex.ignoring_one() lists them, computed from the model",
+    reference=lambda: ignoring_one()[0],
 )
 
 
@@ -133,6 +129,7 @@ q2 = Exercise(
     solution_text="images, labels = ex.explorer_images()\n"
                   "acts = featviz.activations(model, images[:1], ['relu2'])\n"
                   "answer = int(acts['relu2'][0].mean(dim=(1, 2)).argmax())",
+    reference=lambda: _image0_ranking()[0],
 )
 
 
@@ -165,8 +162,13 @@ def first_all_right() -> str:
 
 def _emerges(answer: Any) -> None:
     labels = [label for label, _ in _snapshot_verdicts()]
-    if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(labels):
-        answer = labels[answer]  # the time slider's position also counts
+    if not isinstance(answer, str):
+        try:
+            position = as_int(answer)
+        except Wrong:
+            position = -1
+        if 0 <= position < len(labels):
+            answer = labels[position]  # the time slider's position also counts
     if not isinstance(answer, str):
         raise Wrong(f"give the snapshot's label as the slider shows it, e.g. {labels[1]!r}.")
     given = answer.strip().lower()
@@ -192,6 +194,7 @@ q3 = Exercise(
               "move the image slider over 0..9 and watch the 'predicted' line.",
     solution_text="answer = ex.first_all_right()\n"
                   "# a snapshot label such as 'step 300': a fraction of one epoch is enough",
+    reference=first_all_right,
 )
 
 
@@ -205,8 +208,7 @@ def dead_maps(index: int = 1, layer: str = "relu2") -> int:
 
 
 def _count_dead(answer: Any) -> None:
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"give a count (an int), not {type(answer).__name__}.")
+    answer = as_int(answer, "a count (a whole number)")
     expected = dead_maps(1)
     if answer != expected:
         more = "more" if answer < expected else "fewer"
@@ -225,38 +227,78 @@ q4 = Exercise(
                   "acts = featviz.activations(model, images[1:2], ['relu2'])\n"
                   "answer = int((acts['relu2'][0].flatten(1).amax(1) == 0).sum())",
     giveaways=lambda: (f"{dead_maps(1)} of 32 relu2 maps",),
+    reference=lambda: dead_maps(1),
 )
 
 
 # --------------------------------------------------------------------------- code: where the peak goes
 
 def _peak(model: torch.nn.Module, image: torch.Tensor, layer: str, channel: int,
-          shift: tuple[int, int]) -> tuple[tuple[int, int], torch.Tensor]:
+          shift: tuple[int, int], move: Any = None) -> tuple[tuple[int, int], torch.Tensor]:
     from ..hooks import activations
     from ..perturbation import perturb
 
-    moved = perturb(image, shift=shift)
+    moved = perturb(image, shift=shift) if move is None else move(image, shift)
     maps = activations(model, moved.unsqueeze(0), [layer])[layer][0, channel]
     index = int(maps.argmax())
     return divmod(index, maps.shape[-1]), maps
 
 
+def _rolled(image: torch.Tensor, shift: tuple[int, int]) -> torch.Tensor:
+    """The slip: torch.roll wraps the digit around the edge instead of moving in background."""
+    return torch.roll(image, shifts=(shift[1], shift[0]), dims=(-2, -1))
+
+
 @lru_cache(maxsize=1)
-def _peak_cases() -> tuple[tuple[int, str, int, tuple[int, int], tuple[int, int]], ...]:
-    """(image index, layer, channel, shift, peak) where the peak is one clear maximum."""
-    images, _ = _explorer_images()
+def _trunk() -> torch.nn.Module:
+    """The trained SimpleCNN's convolutional layers alone: they take images of any size."""
+    from collections import OrderedDict
+
     model = _model()
+    names = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2")
+    return torch.nn.Sequential(OrderedDict((n, getattr(model, n)) for n in names)).eval()
+
+
+def _wide(image: torch.Tensor, width: int = 44, left: int = 6) -> torch.Tensor:
+    """A digit on a wider page, (C, 28, width): its maps are not square."""
+    page = torch.full((*image.shape[:-1], width), float(image.min()))
+    page[..., left:left + image.shape[-1]] = image
+    return page
+
+
+#: (image, layer, shift, wide page?): every direction, shifts large enough for the digit to
+#: cross the border (for these, a channel is picked whose peak torch.roll would misplace,
+#: wrapping the digit around), and maps that are not square.
+_PEAK_SETUPS = ((3, "conv1", (0, 0), False), (3, "conv1", (3, 0), False),
+                (7, "conv1", (0, -2), False), (2, "relu2", (2, 1), False),
+                (5, "conv2", (-3, 2), False), (8, "relu1", (1, 3), False),
+                (0, "conv1", (-14, 0), False), (4, "relu1", (11, -9), False),
+                (3, "conv1", (2, 1), True), (6, "relu2", (-3, 2), True))
+
+
+@lru_cache(maxsize=1)
+def _peak_cases() -> tuple[tuple[str, bool, torch.Tensor, str, int, tuple[int, int],
+                                 tuple[int, int]], ...]:
+    """(what, wide?, image, layer, channel, shift, peak), each peak one clear maximum."""
+    images, _ = _explorer_images()
     cases = []
-    for index, layer, shift in [(3, "conv1", (0, 0)), (3, "conv1", (3, 0)), (7, "conv1", (0, -2)),
-                                (2, "relu2", (2, 1)), (5, "conv2", (-3, 2)), (8, "relu1", (1, 3))]:
+    for index, layer, shift, wide in _PEAK_SETUPS:
+        image = _wide(images[index]) if wide else images[index]
+        model = _trunk() if wide else _model()
         for channel in range(32):
             try:
-                peak, maps = _peak(model, images[index], layer, channel, shift)
+                peak, maps = _peak(model, image, layer, channel, shift)
             except IndexError:
                 break
             top = maps.flatten().topk(2).values
+            crosses = max(abs(v) for v in shift) > 8
+            if crosses and _peak(model, image, layer, channel, shift, move=_rolled)[0] == peak:
+                continue
             if float(top[0] - top[1]) > 1e-3 and float(top[0]) > 0 and peak[0] != peak[1]:
-                cases.append((index, layer, channel, shift, peak))
+                size = "x".join(str(n) for n in image.shape[-2:])
+                what = (f"image {index}" + (f" on a {size} page (maps "
+                        f"{maps.shape[-2]} high, {maps.shape[-1]} wide)" if wide else ""))
+                cases.append((what, wide, image, layer, channel, shift, peak))
                 break
     return tuple(cases)
 
@@ -267,6 +309,8 @@ def _as_position(got: Any) -> tuple[int, int]:
             raise Wrong(f"your function returned one number ({int(got)}), the index in the "
                         f"flattened map; turn it into (row, col) with divmod(index, width).")
         got = got.tolist()
+    if hasattr(got, "tolist") and not isinstance(got, (str, bytes)):
+        got = got.tolist()   # a numpy array or number
     if isinstance(got, int) and not isinstance(got, bool):
         raise Wrong(f"your function returned one number ({got}), the index in the flattened "
                     f"map; turn it into (row, col) with divmod(index, width).")
@@ -281,41 +325,59 @@ def _peak_position(answer: Any) -> str:
     fn = need_function(answer, "peak_position(model, image, layer, channel, shift)")
     from ..models import pretrained
 
-    images, _ = _explorer_images()
     model = pretrained().cpu().eval()
-    ref = _model()
-    for index, layer, channel, shift, expected in _peak_cases():
-        image = images[index].clone()
-        guard, spy = ModeGuard(model), HookSpy(model.modules())
+    for what, wide, image, layer, channel, shift, expected in _peak_cases():
+        given = _trunk() if wide else model
+        original = image.clone()
+        guard, spy = ModeGuard(given), HookSpy(given.modules())
+        case = f"for {what}, {layer} channel {channel}, shift={shift}"
         try:
-            got = _as_position(call(fn, model, image, layer, channel, shift,
-                                    returns="the (row, col) of the peak"))
+            try:
+                got = _as_position(call(fn, given, image.clone(), layer, channel, shift,
+                                        returns="the (row, col) of the peak"))
+            except Wrong:
+                raise
+            except Exception as exc:   # the learner's error, told with the input that caused it
+                if "ellipsis" in str(exc).lower():
+                    raise          # a `...` left in the code: the framework says so
+                from . import _learner_frame
+
+                where = _learner_frame(exc, fn)
+                at = (f" (in {where[0]}, line {where[1]}" + (f": `{where[2]}`)" if where[2] else ")")
+                      if where else "")
+                raise Wrong(f"{case}, your code raised {type(exc).__name__}: {exc}{at}"
+                            .strip()) from exc
             guard.check()
-            if not torch.equal(image, images[index]):
+            if not torch.equal(image, original):
                 raise Wrong("your function changed the image it was given; perturb makes a "
                             "moved copy.")
-            if spy.live_hooks(model, images[:1]):
+            if spy.live_hooks(given, image.unsqueeze(0)):
                 raise Wrong("a hook you registered is still on the model: remove it "
                             "(featviz.activations does that for you).")
         finally:
             spy.release()
         if got != expected:
-            _explain_peak(got, expected, images[index], ref, layer, channel, shift, index)
-    return "Right for conv, ReLU and shifts in every direction."
+            _explain_peak(got, expected, image, _trunk() if wide else _model(), layer, channel,
+                          shift, case)
+    return ("Right for conv, ReLU, shifts in every direction, digits pushed over the border "
+            "and maps that are wider than high.")
 
 
 def _explain_peak(got: tuple[int, int], expected: tuple[int, int], image: torch.Tensor,
                   model: torch.nn.Module, layer: str, channel: int, shift: tuple[int, int],
-                  index: int) -> None:
-    case = f"for image {index}, {layer} channel {channel}, shift={shift}"
+                  case: str) -> None:
     still, maps = _peak(model, image, layer, channel, (0, 0))
-    width = maps.shape[-1]
+    height, width = maps.shape[-2:]
     if got == expected[::-1]:
         raise Wrong(f"{case} the peak is at (row, col) = {expected}; you give {got}, the column "
                     f"first. Rows go down (y), columns across (x).")
     if got == still and shift != (0, 0):
         raise Wrong(f"{case} you give {got}, where the peak is WITHOUT the shift: move the image "
                     f"first, featviz.perturb(image, shift=shift).")
+    if got == _peak(model, image, layer, channel, shift, move=_rolled)[0]:
+        raise Wrong(f"{case} you give {got}, the peak of the image wrapped around its border "
+                    f"(torch.roll?): what leaves on one side comes back on the other. "
+                    f"featviz.perturb moves background in from the border: use it.")
     if got == _peak(model, image, layer, channel, shift[::-1])[0]:
         raise Wrong(f"{case} you moved the image by {shift[::-1]}: perturb's shift is (dx, dy), "
                     f"dx to the right (columns) and dy down (rows); pass it as it is.")
@@ -323,6 +385,10 @@ def _explain_peak(got: tuple[int, int], expected: tuple[int, int], image: torch.
         raise Wrong(f"{case} you moved the image the other way: shift=(dx, dy) moves it dx "
                     f"pixels right and dy down.")
     flat = expected[0] * width + expected[1]
+    if height != width and got == divmod(flat, height):
+        raise Wrong(f"{case} you give {got}: you divided by the map's height ({height}), but a "
+                    f"flat index counts along each row, so divide by its width ({width}): "
+                    f"divmod(index, maps.shape[-1]).")
     for other in (28, 24, 12, 8, 4):
         if other != width and got == divmod(flat, other):
             raise Wrong(f"{case} you give {got}: the map is {width} wide, not {other}; use "
@@ -390,6 +456,9 @@ p2 = Exercise(
               "maps position by position, and it saw digits centred, moved by a pixel or two.",
     solution_text="answer = 'no'   # it reads a 5: ex.shifted_prediction()",
     kind="predict",
+    reference=lambda: ("yes" if shifted_prediction() == int(_explorer_images()[1][SHIFTED_IMAGE])
+                       else "no"),
+    giveaways=lambda: (f"read as a {shifted_prediction()} (",),
 )
 
 
@@ -400,6 +469,12 @@ def peak_channel() -> int:
     images, _ = _explorer_images()
     maps = activations(_model(), images[PEAK_IMAGE:PEAK_IMAGE + 1], [PEAK_LAYER])[PEAK_LAYER][0]
     return int(maps.amax(dim=(1, 2)).argmax())
+
+
+def moved_peak() -> tuple[int, int]:
+    """Where the peak of p1's conv1 map is once the digit moved by PEAK_SHIFT."""
+    images, _ = _explorer_images()
+    return _peak(_model(), images[PEAK_IMAGE], PEAK_LAYER, peak_channel(), PEAK_SHIFT)[0]
 
 
 def _peak_moves(answer: Any) -> None:
@@ -434,6 +509,8 @@ p1 = Exercise(
                   "row, col = divmod(int(maps[channel].argmax()), maps.shape[-1])\n"
                   "answer = (row + 1, col + 2)   # dy = 1 row down, dx = 2 columns right",
     kind="predict",
+    reference=lambda: moved_peak(),
+    giveaways=lambda: (f"strongest at (row, col) = {moved_peak()}",),
 )
 
 
@@ -461,8 +538,9 @@ questionnaire = Questionnaire((
 ))
 
 reading = _reading(
-    ("zeiler2014", "feature maps under shifts, rotations and scaling of the input (section 4.2), "
-                   "and features evolving during training."),
+    ("zeiler2014", "features evolving during training, and feature invariance: how feature "
+                   "vectors change under shifts, rotations and scaling of the input (section 4, "
+                   "Fig. 5)."),
     ("olah2018", "interactive views of what each layer of a network detects, the idea behind "
                  "the explorer."),
 )

@@ -1,7 +1,7 @@
 """Exercises of lesson 06 (what a filter looks for): receptive fields and synthetic inputs."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -10,7 +10,7 @@ from functools import lru_cache
 from torch import nn
 
 from . import Exercise, Questionnaire, Wrong, as_choice, as_number, call, need_function
-from . import as_int
+from . import as_int, as_tensor_answer
 from . import reading as _reading
 
 
@@ -42,6 +42,13 @@ def _pool2_size(answer: Any) -> None:
                 "multiplies the jump.")
 
 
+@lru_cache(maxsize=1)
+def _model() -> nn.Module:
+    from ..models import pretrained
+
+    return pretrained().cpu().eval()
+
+
 q1 = Exercise(
     name="q1",
     prompt="How wide (in input pixels) is the receptive field of one pool2 unit?",
@@ -50,15 +57,27 @@ q1 = Exercise(
               "adds (2 - 1) x jump. Check with featviz.receptive_field(model, 'pool2').",
     solution_text="answer = featviz.receptive_field(model, 'pool2').size[0]   # 14 + 1 * 2 = 16",
     giveaways=("16x16 patch", "16 x 16 patch"),
+    reference=lambda: _reference_rf(tuple(stack_of(_model(), "pool2")))[0],
 )
 
 
+def _conv2_box(row: int, col: int) -> tuple[int, int, int, int]:
+    from ..explain import receptive_field
+
+    return receptive_field(_model(), "conv2").box(row, col)
+
+
 def _box(answer: Any) -> None:
-    expected = (4, 10, 18, 24)
+    expected = _conv2_box(2, 5)
+    if hasattr(answer, "tolist") and not isinstance(answer, (str, bytes)):
+        answer = answer.tolist()   # a tensor or an array
     try:
-        got = tuple(int(v) for v in answer)
-    except (TypeError, ValueError):
+        values = list(answer)
+    except TypeError:
         raise Wrong("give four whole numbers (top, left, bottom, right).") from None
+    if isinstance(answer, str):
+        raise Wrong("give four whole numbers (top, left, bottom, right), not a string.")
+    got = tuple(as_int(v, "whole numbers for (top, left, bottom, right)") for v in values)
     if got == expected:
         return
     if len(got) != 4:
@@ -84,40 +103,87 @@ q2 = Exercise(
               "checks your arithmetic.",
     solution_text="answer = featviz.receptive_field(model, 'conv2').box(2, 5)   # (4, 10, 18, 24)",
     giveaways=("(4, 10, 18, 24)",),
+    reference=lambda: _conv2_box(2, 5),
 )
 
 
-def _three(answer: Any) -> None:
-    if not isinstance(answer, torch.Tensor):
-        raise Wrong(f"give the image as a tensor, not {type(answer).__name__}.")
-    x = answer.detach().to("cpu", torch.float32)
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if tuple(x.shape) != (1, 1, 28, 28):
-        raise Wrong(f"give one image of shape (1, 28, 28) (or (1, 1, 28, 28)), not "
-                    f"{tuple(answer.shape)}. .images[0] picks the first synthetic image.")
-    from ..models import pretrained
+#: q3's channel and unit: conv2 channel 6, whose centred synthetic pattern is unreadable,
+#: driven at the top-left unit of its map instead of the centre.
+CORNER_CHANNEL, CORNER_UNIT = 6, (0, 0)
+#: How many test digits set the bar q3's synthetic image must clear.
+CORNER_REAL = 1000
 
-    with torch.no_grad():
-        prob = pretrained()(x).softmax(dim=1)[0]
-    pred = int(prob.argmax())
-    if pred != 3:
-        raise Wrong(f"the model sees a {pred} ({prob[pred]:.0%}) in this image, not a 3. "
-                    f"Maximise the logit of class 3: layer 'fc3', channel 3.")
-    if prob[3] < 0.99:
-        raise Wrong(f"the model says 3, but only with {prob[3]:.1%}; make it at least 99% "
-                    f"(more steps, or the default settings).")
+
+@lru_cache(maxsize=1)
+def best_real_corner_score() -> float:
+    """The strongest conv2 channel-6 response (any unit) over CORNER_REAL test digits."""
+    from ..data import mnist_tensors
+    from ..hooks import activations
+
+    images, _ = mnist_tensors(train=False)
+    maps = activations(_model(), images[:CORNER_REAL], ["conv2"])["conv2"][:, CORNER_CHANNEL]
+    return float(maps.amax())
+
+
+@lru_cache(maxsize=1)
+def corner_image() -> torch.Tensor:
+    """One right answer to q3, computed: gradient ascent on the corner unit."""
+    from ..data import MNIST_RANGE
+    from ..explain import maximize_activation
+
+    return maximize_activation(_model(), "conv2", CORNER_CHANNEL, position=CORNER_UNIT,
+                               value_range=MNIST_RANGE).images[0]
+
+
+def _corner(answer: Any) -> None:
+    from ..data import MNIST_RANGE
+
+    x = as_tensor_answer(answer, "the image")
+    if x.dim() == 2:
+        x = x[None]
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if tuple(x.shape) != (1, 28, 28):
+        raise Wrong(f"give one image of shape (1, 28, 28), not {tuple(answer.shape)}: "
+                    f"maximize_activation(...).images[0] is one.")
+    low, high = MNIST_RANGE
+    if float(x.min()) < low - 1e-3 or float(x.max()) > high + 1e-3:
+        raise Wrong(f"some pixels are outside MNIST's range ({float(x.min()):.2f} to "
+                    f"{float(x.max()):.2f}, where paper is {low:.2f} and full ink {high:.2f}): "
+                    f"pass value_range=featviz.MNIST_RANGE.")
+    from ..hooks import activations
+
+    maps = activations(_model(), x[None], ["conv2"])["conv2"][0, CORNER_CHANNEL]
+    peak = divmod(int(maps.argmax()), maps.shape[-1])
+    corner = float(maps[CORNER_UNIT])
+    if peak != CORNER_UNIT:
+        where = " (the centre unit, maximize_activation's default)" if peak == (4, 4) else ""
+        raise Wrong(f"channel {CORNER_CHANNEL} answers this image most strongly at unit {peak}"
+                    f"{where}, not at {CORNER_UNIT}: the position= argument of "
+                    f"maximize_activation picks the unit.")
+    bar = best_real_corner_score()
+    if corner <= bar:
+        grey = float(x.median()) > low + 0.1
+        why = (" Most of your image is grey, not paper-black: keep "
+               "value_range=featviz.MNIST_RANGE, which decays towards the black background."
+               if grey else " Climb the unit's activation by gradient ascent: "
+               "maximize_activation with position=.")
+        raise Wrong(f"the corner unit is the strongest, but it scores {corner:.2f}, and a real "
+                    f"digit reaches {bar:.2f}.{why}")
 
 
 q3 = Exercise(
     name="q3",
-    prompt="Synthesise an image that the model calls a 3 with at least 99% probability.",
-    checker=_three,
-    hint_text="The class scores are the outputs of 'fc3', one 'channel' per digit: "
-              "featviz.maximize_activation(model, 'fc3', 3, value_range=featviz.MNIST_RANGE) "
-              "climbs the score of class 3, keeping the image within MNIST's pixel range.",
-    solution_text="answer = featviz.maximize_activation(model, 'fc3', 3, "
+    prompt="Synthesise an image that conv2 channel 6 answers most strongly at the top-left unit "
+           "(row 0, column 0) of its map, with every pixel in MNIST's range, scoring there more "
+           "than any of 1,000 real test digits does anywhere.",
+    checker=_corner,
+    hint_text="featviz.maximize_activation excites the centre unit by default; its position= "
+              "argument takes a (row, col). Keep value_range=featviz.MNIST_RANGE. Which pixels "
+              "can unit (0, 0) see? Only its 14 x 14 receptive field, at the top left.",
+    solution_text="answer = featviz.maximize_activation(model, 'conv2', 6, position=(0, 0), "
                   "value_range=featviz.MNIST_RANGE).images[0]",
+    reference=corner_image,
 )
 
 
@@ -160,17 +226,17 @@ def _reference_rf(stack: Stack) -> tuple[int, int]:
     return rf.size[0], rf.stride[0]
 
 
-def _recurrence(stack: Stack, *, start: int = 1, grow: str = "k-1", jump_first: bool = False,
-                stride: bool = True, dilation: bool = True) -> tuple[int, int]:
-    """The recurrence, and its usual slips (for the messages)."""
+def _recurrence(stack: Stack, *, start: int = 1, grow: str = "d(k-1)", scale: str = "jump",
+                combine: str = "add", strides: bool = True) -> tuple[int, int]:
+    """The recurrence, and its usual slips (for the messages): ``grow`` is what one layer adds
+    before it is scaled, ``scale`` what it is multiplied by, ``combine`` add or multiply."""
     size, jump = start, 1
     for k, s, d in stack:
-        span = d * (k - 1) + 1 if dilation else k
-        if jump_first and stride:
-            jump *= s
-        size += (span - 1 if grow == "k-1" else span) * jump
-        if stride and not jump_first:
-            jump *= s
+        term = {"d(k-1)": d * (k - 1), "dk": d * k, "d(k-1)+1": d * (k - 1) + 1,
+                "dk-1": d * k - 1, "k-1": k - 1}[grow]
+        factor = {"jump": jump, "none": 1, "stride": s, "jump*stride": jump * s}[scale]
+        size = size + term * factor if combine == "add" else size * k
+        jump *= s if strides else 1
     return size, jump
 
 
@@ -190,17 +256,31 @@ def _rf_cases() -> tuple[tuple[Stack, tuple[int, int], str], ...]:
     return tuple((stack, _reference_rf(stack), what) for stack, what in cases)
 
 
+_KERNEL_MINUS_ONE = ("the (kernel - 1) slip: a layer adds (kernel - 1) x jump, not kernel x jump. "
+                     "A window of k units reaches k - 1 units past the first one, and that "
+                     "first unit is already counted")
 _RF_SLIPS: tuple[tuple[dict[str, Any], str], ...] = (
     (dict(start=0), "off by one: start from a size of 1 (one input pixel sees itself), then "
                     "add (kernel - 1) x jump per layer."),
-    (dict(grow="k"), "each layer adds (kernel - 1) x jump, not kernel x jump: neighbouring "
-                     "windows share all but one row."),
-    (dict(stride=False), "the jump must be multiplied by each layer's stride: after a stride-2 "
-                         "layer, neighbouring units are twice as far apart in the input."),
-    (dict(jump_first=True), "add (kernel - 1) x jump with the jump of the layer BELOW, then "
-                            "multiply the jump by this layer's stride."),
-    (dict(dilation=False), "a dilated kernel spans dilation x (kernel - 1) + 1 input units: "
-                           "use that span in place of the kernel."),
+    (dict(grow="dk"), _KERNEL_MINUS_ONE + "."),
+    (dict(grow="d(k-1)+1"), _KERNEL_MINUS_ONE + " (you add the whole span, d x (k - 1) + 1)."),
+    (dict(grow="dk-1"), "the (kernel - 1) slip, with dilation: the dilation multiplies "
+                        "(kernel - 1), so a layer adds dilation x (kernel - 1) x jump, not "
+                        "(dilation x kernel - 1) x jump."),
+    (dict(scale="none"), "multiply (kernel - 1) by the jump: after a stride-2 layer every step "
+                         "of a window covers 2 input pixels, so it adds (kernel - 1) x jump, "
+                         "not kernel - 1."),
+    (dict(scale="stride"), "multiply (kernel - 1) by the jump, the product of the strides of "
+                           "the layers BELOW, not by this layer's own stride."),
+    (dict(strides=False), "the jump must be multiplied by each layer's stride: after a "
+                          "stride-2 layer, neighbouring units are twice as far apart in the "
+                          "input."),
+    (dict(scale="jump*stride"), "add (kernel - 1) x jump with the jump of the layer BELOW, "
+                                "then multiply the jump by this layer's stride."),
+    (dict(combine="mul"), "the field grows by adding (kernel - 1) x jump per layer, not by "
+                          "multiplying the size by the kernel."),
+    (dict(grow="k-1"), "a dilated kernel spans dilation x (kernel - 1) + 1 input units: "
+                       "use that span in place of the kernel."),
 )
 
 
@@ -214,8 +294,23 @@ def _rf_answer(got: Any) -> tuple[int, int]:
 def _rf_stack(answer: Any) -> str:
     fn = need_function(answer, "rf(layers)")
     cases = _rf_cases()
-    got = [_rf_answer(call(fn, [tuple(layer) for layer in stack], returns="(size, jump)"))
-           for stack, _, _ in cases]
+    got = []
+    for stack, _, what in cases:
+        try:
+            got.append(_rf_answer(call(fn, [tuple(layer) for layer in stack],
+                                       returns="(size, jump)")))
+        except Wrong:
+            raise
+        except Exception as exc:   # the learner's error: say which stack triggered it
+            if "ellipsis" in str(exc).lower():
+                raise              # a `...` left in the code: the framework says so
+            from . import _learner_frame
+
+            where = _learner_frame(exc, fn)
+            at = (f" (in {where[0]}, line {where[1]}" + (f": `{where[2]}`)" if where[2] else ")")
+                  if where else "")
+            raise Wrong(f"for {what}, rf(layers={list(stack)}) raised {type(exc).__name__}: "
+                        f"{exc}{at}. Your function must handle this stack too.") from exc
     wrong = [(g, c) for g, c in zip(got, cases) if g != c[1]]
     if not wrong:
         return f"It agrees with featviz.receptive_field on all {len(cases)} stacks."
@@ -250,14 +345,38 @@ q4 = Exercise(
 
 # --------------------------------------------------------------------------- predict
 
+#: How many training images p1's and p2's computed answers scan (the bundled sample's
+#: whole training split; the full set gives the same verdicts).
+SCAN = 10_000
+
+
+@lru_cache(maxsize=1)
+def synthetic_beats_real() -> str:
+    """p1's answer, computed: 'yes' when the synthetic conv2 images beat the best real
+    image of the first SCAN training images for most channels."""
+    from ..data import MNIST_RANGE, mnist_tensors
+    from ..explain import maximize_activation
+    from ..hooks import activations
+
+    images, _ = mnist_tensors(train=True)
+    best = torch.stack([activations(_model(), chunk, ["conv2"])["conv2"].amax(dim=(0, 2, 3))
+                        for chunk in images[:SCAN].split(1000)]).amax(0)
+    synth = maximize_activation(_model(), "conv2", value_range=MNIST_RANGE).scores
+    return "yes" if float((synth > best).float().mean()) > 0.5 else "no"
+
+
 def _beats(answer: Any) -> None:
     choice = as_choice(answer, {"yes": ("y", "true", "most"), "no": ("n", "false", "few")},
                        "'yes' or 'no'")
-    if choice == "yes":
+    truth = synthetic_beats_real()
+    if choice == truth:
         return
-    raise Wrong("it does: gradient ascent is free to draw what no digit contains, a stroke "
-                "repeated or thicker than any real one, so it beats the best of 60,000 digits "
-                "for (almost) every channel.")
+    if truth == "yes":
+        raise Wrong("it does: gradient ascent is free to draw what no digit contains, a stroke "
+                    "repeated or thicker than any real one, so it beats the best real digit "
+                    "for (almost) every channel.")
+    raise Wrong("it does not, for this model: the best real digits score higher for most "
+                "channels.")
 
 
 p1 = Exercise(
@@ -269,13 +388,33 @@ p1 = Exercise(
               "any pixel values in the valid range, chosen to raise the channel's response.",
     solution_text="answer = 'yes'",
     kind="predict",
+    reference=synthetic_beats_real,
     giveaways=("synthetic beats the best",),
 )
 
 
+@lru_cache(maxsize=1)
+def dead_channel_best() -> float:
+    """p2's answer, computed: the best relu2 score of channel 5 once its bias is 100 lower,
+    over the first SCAN training images."""
+    import copy
+
+    from ..data import mnist_tensors
+    from ..hooks import activations
+
+    broken = copy.deepcopy(_model())
+    with torch.no_grad():
+        bias = cast(nn.Conv2d, broken.conv2).bias
+        assert bias is not None
+        bias[5] -= 100.0
+    images, _ = mnist_tensors(train=True)
+    return max(float(activations(broken, chunk, ["relu2"])["relu2"][:, 5].amax())
+               for chunk in images[:SCAN].split(1000))
+
+
 def _dead_score(answer: Any) -> None:
     value = as_number(answer, "a number (the best score)")
-    if value == 0:
+    if abs(value - dead_channel_best()) < 1e-6:
         return
     if value < 0:
         raise Wrong("the scores are read after the ReLU, which never gives less than 0.")
@@ -286,11 +425,12 @@ def _dead_score(answer: Any) -> None:
 p2 = Exercise(
     name="p2",
     prompt="Predict: after the bias of channel 5 is pushed 100 lower, what will the best "
-           "relu2 score of that channel be, over all 60,000 training images?",
+           "relu2 score of that channel be, over all the training images?",
     checker=_dead_score,
     hint_text="conv2's output is now below -90 everywhere. What does ReLU make of that?",
     solution_text="answer = 0",
     kind="predict",
+    reference=dead_channel_best,
     giveaways=("top scores after the ReLU",),
 )
 
@@ -319,7 +459,21 @@ questionnaire = Questionnaire((
      "the first images, and gradient ascent stays at 0 because an off ReLU passes no gradient."),
 ))
 
-reading = _reading(
+#: Sources this lesson cites beyond the shared list.
+_REGULARISER_SOURCES = (
+    ("Yosinski, Clune, Nguyen, Fuchs and Lipson (2015). Understanding neural networks "
+     "through deep visualization. ICML Deep Learning Workshop.",
+     "https://arxiv.org/abs/1506.06579",
+     "regularised activation maximisation: decay, blur and clipping make the synthetic "
+     "images readable."),
+    ("Mordvintsev, Olah and Tyka (2015). Inceptionism: going deeper into neural networks. "
+     "Google Research Blog.",
+     "https://github.com/google/deepdream",
+     "images grown by gradient ascent under a natural-image prior; the DeepDream code "
+     "released with it (linked) jitters the image at every step."),
+)
+
+_shared = _reading(
     ("erhan2009", "activation maximisation: synthesising the input a unit likes best."),
     ("zeiler2014", "top-activating patches of each channel, projected back to pixel space."),
     ("olah2017", "feature visualisation, its regularisers and its pitfalls, with interactive "
@@ -328,3 +482,4 @@ reading = _reading(
                 "matters most."),
     ("dumoulin2016", "the arithmetic of strides, padding and dilation behind the recurrence."),
 )
+reading = type(_shared)(_shared.items[:2] + _REGULARISER_SOURCES + _shared.items[2:])

@@ -1,13 +1,16 @@
 """Exercises of lesson 08 (beyond MNIST): a ResNet-18 and a photograph."""
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import (Exercise, Questionnaire, Wrong, call, call_on_model, expect_close, need_function)
+from . import (Exercise, HookSpy, Questionnaire, Wrong, as_int, call, call_on_model, expect_close,
+               need_function)
 from . import as_number as _number
 from . import reading as _reading
 
@@ -15,9 +18,37 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+@functools.cache
+def _resnet18() -> nn.Module:
+    """torchvision's ResNet-18 architecture (its layers and shapes; the weights do not matter)."""
+    from torchvision import models
+
+    return models.resnet18(weights=None).eval()
+
+
+def _stride_reference() -> int:
+    from ..hooks import activations
+
+    maps = activations(_resnet18(), torch.zeros(1, 3, 224, 224), ["layer4"])["layer4"]
+    return 224 // maps.shape[-1]
+
+
+def _convs_reference() -> int:
+    from ..hooks import resolve_layers
+
+    return len(resolve_layers(_resnet18(), nn.Conv2d))
+
+
+def _white_reference() -> float:
+    from torchvision import models
+
+    preset = models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    return (1.0 - preset.mean[0]) / preset.std[0]
+
+
 def _stride(answer: Any) -> None:
-    value = _number(answer, "one number")
-    if value == 32:
+    value = as_int(answer, "one number")
+    if value == _stride_reference():
         return
     if value == 7:
         raise Wrong("7 is the height and width of layer4's maps; the question is how many "
@@ -25,9 +56,9 @@ def _stride(answer: Any) -> None:
     if value == 224:
         raise Wrong("224 is the input's size; divide it by the size of layer4's maps.")
     if value in (2, 4, 8, 16):
-        raise Wrong(f"{value:g} is the step of an earlier stage; keep going down to layer4 "
+        raise Wrong(f"{value} is the step of an earlier stage; keep going down to layer4 "
                     "(every stage after layer1 halves the maps once more).")
-    raise Wrong(f"{value:g} is not it: compare acts['layer4'].shape[-1] with the input's 224.")
+    raise Wrong(f"{value} is not it: compare acts['layer4'].shape[-1] with the input's 224.")
 
 
 p2 = Exercise(
@@ -38,13 +69,14 @@ p2 = Exercise(
               "Or divide the input size by acts['layer4'].shape[-1].",
     solution_text="answer = 224 // acts['layer4'].shape[-1]   # 32: five halvings, 2 ** 5",
     kind="predict",
-    giveaways=("= 32 input pixels",),
+    giveaways=("= 32 input pixels", "units 32 px apart"),
+    reference=_stride_reference,
 )
 
 
 def _convs(answer: Any) -> None:
-    value = _number(answer, "a whole number")
-    if value == 20:
+    value = as_int(answer, "a whole number")
+    if value == _convs_reference():
         return
     if value == 17:
         raise Wrong("17 counts conv1 and the two convolutions of each of the 8 blocks; three "
@@ -54,7 +86,7 @@ def _convs(answer: Any) -> None:
                     "included; count the Conv2d modules instead, shortcuts included.")
     if value == 8:
         raise Wrong("8 is the number of residual blocks; each holds two or three convolutions.")
-    raise Wrong(f"{value:g} is not it: ask featviz for every module of type torch.nn.Conv2d.")
+    raise Wrong(f"{value} is not it: ask featviz for every module of type torch.nn.Conv2d.")
 
 
 p1 = Exercise(
@@ -66,24 +98,32 @@ p1 = Exercise(
     solution_text="answer = len(featviz.resolve_layers(model, torch.nn.Conv2d))   # 20",
     kind="predict",
     giveaways=("20 Conv2d",),
+    reference=_convs_reference,
 )
 
 
-def _white(answer: Any) -> None:
+ROUNDED = 0.006  # 2.25 for 2.2489: two decimals are enough
+CLOSE = 0.06
+
+
+def _white(answer: Any) -> str | None:
     value = _number(answer)
-    expected = (1.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
-    if abs(value - expected) < 1e-3:
-        return
+    expected = _white_reference()
+    if abs(value - expected) <= ROUNDED:
+        return None if abs(value - expected) < 1e-4 else f"Rounded well: it is {expected:.4f}."
     if abs(value - 1.0) < 1e-6 or abs(value - 255) < 1e-6:
         raise Wrong("that is the pixel before Normalize; Normalize subtracts the mean and "
                     "divides by the standard deviation.")
-    if abs(value - (1.0 - 0.1307) / 0.3081) < 1e-3:
+    if abs(value - (1.0 - 0.1307) / 0.3081) <= ROUNDED:
         raise Wrong("that uses MNIST's mean and std; ImageNet has one pair per colour channel.")
-    if abs(value - (0.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]) < 1e-3:
+    if abs(value - (0.0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]) <= ROUNDED:
         raise Wrong("that is a black pixel (0); white is 1 after ToTensor.")
     for ch, name in ((1, "green"), (2, "blue")):
-        if abs(value - (1.0 - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch]) < 1e-3:
+        if abs(value - (1.0 - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch]) <= ROUNDED:
             raise Wrong(f"that uses the {name} channel's numbers; red is the first channel.")
+    if abs(value - expected) <= CLOSE:
+        raise Wrong(f"{value:g} is close, but not close enough: compute (1 - 0.485) / 0.229 "
+                    f"to two decimals.")
     raise Wrong(f"{value:.4f} is not it: compute (1 - mean) / std with the red channel's "
                 "mean 0.485 and std 0.229.")
 
@@ -96,6 +136,7 @@ q3 = Exercise(
               "channel's ImageNet mean 0.485 and std 0.229.",
     solution_text="answer = (1.0 - 0.485) / 0.229   # about 2.249",
     giveaways=("2.249",),
+    reference=_white_reference,
 )
 
 
@@ -176,7 +217,33 @@ def _layer_maps(answer: Any) -> str:
                                      "featviz.activations, which remove theirs.",
                             also=lambda: _same_statistics(model, stats))
         _compare_maps(got, model, images, layer)
-    return "Right for a conv, a ReLU, a batch-norm and a pooling layer of TinyRGB."
+    _no_hook_after_failure(fn, model, images)
+    return ("Right for a conv, a ReLU, a batch-norm and a pooling layer of TinyRGB, and no hook "
+            "is left even when the forward pass fails.")
+
+
+def _no_hook_after_failure(fn: Any, model: TinyRGB, images: torch.Tensor) -> None:
+    """Run ``fn`` on a copy of the model whose pass raises after relu1; no hook may stay."""
+    failing = copy.deepcopy(model)
+
+    def fail(module: nn.Module, args: Any) -> None:
+        raise RuntimeError("a later layer failed (the check made it fail on purpose)")
+
+    trap = failing.pool1.register_forward_pre_hook(fail)   # before the spy: not the learner's
+    spy = HookSpy(failing.modules())
+    try:
+        try:
+            fn(failing, images.clone(), "relu1")
+        except RuntimeError as exc:
+            if "on purpose" not in str(exc):
+                raise
+        trap.remove()
+        if spy.live_hooks(failing, images):
+            raise Wrong("when the forward pass raises an error, your hook stays on the layer: "
+                        "the line that removes it never runs. Put the forward pass in `try:` "
+                        "and handle.remove() in `finally:`.")
+    finally:
+        spy.release()
 
 
 def _same_statistics(model: nn.Module, stats: list[torch.Tensor]) -> None:
@@ -227,13 +294,39 @@ q1 = Exercise(
 # --------------------------------------------------------------------------- code: plot a layer
 
 def _panels(fig: Any, shape: tuple[int, int]) -> list[torch.Tensor]:
+    """The 2-D arrays of the shape ``shape`` drawn in ``fig``: imshow's images and
+    pcolormesh's meshes (whose array may come flattened)."""
+    from matplotlib.collections import QuadMesh
+
     arrays = []
     for ax in fig.axes:
-        for im in ax.get_images():
-            a = im.get_array()
-            if a is not None and tuple(a.shape) == shape:
-                arrays.append(torch.as_tensor(a.filled(0) if hasattr(a, "filled") else a).float())
+        drawn = list(ax.get_images()) + [c for c in ax.collections if isinstance(c, QuadMesh)]
+        for artist in drawn:
+            a = artist.get_array()
+            if a is None:
+                continue
+            a = a.filled(0) if hasattr(a, "filled") else a
+            t = torch.as_tensor(a).float()
+            if t.dim() == 1 and t.numel() == shape[0] * shape[1]:
+                t = t.reshape(shape)
+            if tuple(t.shape) == shape:
+                arrays.append(t)
     return arrays
+
+
+def _same_picture(panel: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``panel`` is ``target`` up to a rescale ``a * target + b`` with ``a > 0``:
+    a map stretched to [0, 1] (or any other range) before drawing is the same picture."""
+    p, t = panel.double().flatten(), target.double().flatten()
+    if torch.allclose(p, t, atol=1e-4):
+        return True
+    tc, pc = t - t.mean(), p - p.mean()
+    if tc.abs().max() < 1e-8:                 # a constant map: any constant panel shows it
+        return bool(pc.abs().max() < 1e-6 * max(1.0, float(p.abs().max())))
+    scale = float((pc * tc).sum() / (tc * tc).sum())
+    if scale <= 0:
+        return False
+    return bool((pc - scale * tc).abs().max() <= 1e-3 * float(pc.abs().max()) + 1e-6)
 
 
 def _plot_layer(answer: Any) -> str:
@@ -255,7 +348,7 @@ def _plot_layer(answer: Any) -> str:
                         f"of {layer!r}, one panel per channel.")
 
         def shown(i: int, c: int) -> bool:
-            return any(torch.allclose(p, maps[i, c], atol=1e-4) for p in panels)
+            return any(_same_picture(p, maps[i, c]) for p in panels)
 
         missing = [c for c in live if not shown(index, c)]
         if missing:

@@ -1,8 +1,9 @@
 """A still picture of the explorer's state, drawn with matplotlib (real fonts), for
 readers where widgets do not run (GitHub, nbviewer): the controls' state in
-words on top, then what the live widget draws - the grid with the chosen map
-framed in green, or the input, the chosen map and its filter - with the same
-colour maps and limits (:mod:`featviz._style`).
+words on top (image, layer, filter, colour scale, view, training moment), then
+what the live widget draws - the input beside the grid of numbered maps with the
+chosen one framed in green, or the input, the chosen map and its filter - with
+the same colour maps and limits (:mod:`featviz._style`).
 """
 from __future__ import annotations
 
@@ -20,22 +21,25 @@ def describe(ex: Any) -> list[str]:
     """The explorer's state in words: image, label, prediction, moment; layer, filter, scale."""
     s, d = ex.state, ex.data
     m = ex.activations()[s["layer"]][s["channel"]]
+    c, h, w = d.shapes[s["layer"]]
     first = f"image {s['image']}"
     if d.labels is not None:
         first += f" · label {d.class_name(int(d.labels[s['image']]))}"
-    pred = ex.prediction()
-    if pred is not None:
-        first += f" · predicted {pred[0]} ({100 * pred[1]:.1f}% sure)"
+    first += (f" · layer {s['layer']} · filter {s['channel']} · scale "
+              f"{'shared' if s['norm'] == 'shared' else 'per map'} · view "
+              f"{'all maps' if s['view'] == 'grid' else 'one map'}")
     if len(d.snapshots) > 1:
         first += f" · training: {d.snapshots[s['snapshot']][0]}"
     changed = ex.perturbation.describe()
     if changed:
         first += f" · input {changed}"
-    c, h, w = d.shapes[s["layer"]]
-    second = (f"{s['layer']} ({c} maps {h}×{w}) · filter {s['channel']}: min {fmt(m.min())} · "
-              f"max {fmt(m.max())} · mean {fmt(m.mean())} · "
-              f"{'shared colour scale' if s['norm'] == 'shared' else 'each map on its own scale'}"
-              f" · view: {'all maps' if s['view'] == 'grid' else 'one map'}")
+    second = ""
+    pred = ex.prediction()
+    if pred is not None:
+        second = f"predicted {pred[0]} ({100 * pred[1]:.1f}% sure) · "
+    second += (f"{s['layer']} ({c} maps {h}×{w}) · filter {s['channel']}: min {fmt(m.min())} · "
+               f"max {fmt(m.max())} · mean {fmt(m.mean())} · "
+               f"{'shared colour scale' if s['norm'] == 'shared' else 'each map on its own scale'}")
     return [first, second]
 
 
@@ -57,23 +61,44 @@ def _hatch(shape: tuple[int, int]) -> Any:
                      edgecolor="#9e9e9e", linewidth=0)
 
 
-def _grid(fig: Any, maps: np.ndarray, s: dict, top: float) -> None:
+def _number(ax: Any, i: int) -> None:
+    """The filter number in a tile's corner, readable on any colour."""
+    ax.text(0.04, 0.96, str(i), transform=ax.transAxes, fontsize=7, color="white",
+            va="top", ha="left", bbox={"facecolor": "black", "alpha": 0.6, "pad": 0.8,
+                                       "edgecolor": "none"})
+
+
+def _input(fig: Any, ex: Any, where: Any) -> None:
+    x = ex.input()[0].numpy()
+    ax = fig.add_subplot(where, label="input")
+    pic = x.transpose(1, 2, 0) if x.shape[0] == 3 else x.mean(0)
+    pic = (pic - pic.min()) / (np.ptp(pic) or 1.0)
+    ax.imshow(pic, cmap="gray", interpolation="nearest")
+    ax.set_title("input", fontsize=10)
+    ax.set_axis_off()
+
+
+def _grid(fig: Any, ex: Any, maps: np.ndarray, s: dict, top: float) -> None:
     n = maps.shape[0]
     rows, cols = grid_shape(n)
     cmap, lo, hi = color_scale(maps)
     los, his = limits(maps, s["norm"])
-    gs = fig.add_gridspec(rows, cols + 1, left=0.02, right=0.93, bottom=0.03, top=top,
-                          wspace=0.08, hspace=0.08, width_ratios=[1] * cols + [0.25])
+    side_w = max(1.5, cols / 4)   # the input, beside the grid, about two tiles high or more
+    gs = fig.add_gridspec(rows, cols + 2, left=0.02, right=0.93, bottom=0.03, top=top,
+                          wspace=0.08, hspace=0.08,
+                          width_ratios=[side_w] + [1] * cols + [0.25])
     for i in range(n):
-        ax = fig.add_subplot(gs[i // cols, i % cols], label=f"channel {i}")
+        ax = fig.add_subplot(gs[i // cols, 1 + i % cols], label=f"channel {i}")
         _show(ax, maps[i], cmap, los[i], his[i])
+        _number(ax, i)
         for side in ax.spines.values():
             side.set_visible(i == s["channel"])
             side.set_color(GREEN)
             side.set_linewidth(3)
+    _input(fig, ex, gs[: min(rows, 2), 0] if rows > 1 else gs[0, 0])
     k = s["channel"]
     bar_lo, bar_hi = (lo, hi) if s["norm"] == "shared" else (los[k], his[k])
-    _colorbar(fig, fig.add_subplot(gs[:, cols], label="colorbar"), cmap, bar_lo, bar_hi,
+    _colorbar(fig, fig.add_subplot(gs[:, cols + 1], label="colorbar"), cmap, bar_lo, bar_hi,
               "activation" if s["norm"] == "shared" else f"filter {k}'s own scale")
 
 
@@ -93,13 +118,7 @@ def _single(fig: Any, ex: Any, maps: np.ndarray, s: dict, top: float) -> None:
     kernel = ex.data.kernel(s["layer"], k, s["snapshot"])
     gs = fig.add_gridspec(1, 4, left=0.03, right=0.97, bottom=0.06, top=top, wspace=0.25,
                           width_ratios=[1, 1.6, 0.08, 1])
-    x = ex.input()[0].numpy()
-    ax = fig.add_subplot(gs[0, 0], label="input")
-    pic = x.transpose(1, 2, 0) if x.shape[0] == 3 else x.mean(0)
-    pic = (pic - pic.min()) / (np.ptp(pic) or 1.0)
-    ax.imshow(pic, cmap="gray", interpolation="nearest")
-    ax.set_title("input", fontsize=10)
-    ax.set_axis_off()
+    _input(fig, ex, gs[0, 0])
     ax = fig.add_subplot(gs[0, 1], label=f"channel {k}")
     _show(ax, maps[k], cmap, los[k], his[k])
     ax.set_title(f"{s['layer']} · filter {k}", fontsize=10)
@@ -130,18 +149,20 @@ def still(ex: Any, caption: bool = True) -> Any:
     if s["view"] == "grid":
         rows, cols = grid_shape(maps.shape[0])
         h, w = maps.shape[1:]
-        width = 8.0
-        height = min(7.0, width * 0.9 * rows * h / (cols * w)) + (0.7 if caption else 0.1)
+        width = 9.5
+        side = max(1.5, cols / 4)
+        height = (min(7.0, 0.83 * width * rows * h / ((cols + side + 0.25) * w))
+                  + (1.0 if caption else 0.3))
     else:
         width, height = 9.0, 3.4 + (0.7 if caption else 0.1)
     fig = Figure(figsize=(width, height), dpi=100, facecolor="white")
     top = 1 - (0.75 if caption else 0.1) / height
     if caption:
         lines = describe(ex)
-        fig.text(0.01, 1 - 0.12 / height, lines[0], fontsize=11, weight="bold", va="top")
+        fig.text(0.01, 1 - 0.12 / height, lines[0], fontsize=10, weight="bold", va="top")
         fig.text(0.01, 1 - 0.42 / height, lines[1], fontsize=9, color="#333", va="top")
     if s["view"] == "grid":
-        _grid(fig, maps, s, top)
+        _grid(fig, ex, maps, s, top - 0.22 / height)   # room for the input's title
     else:
         _single(fig, ex, maps, s, top - 0.06)
     return fig
