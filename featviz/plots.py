@@ -70,7 +70,7 @@ Stats = float | Sequence[float] | None  # a normalisation's mean or std, per cha
 # --------------------------------------------------------------------------- helpers
 
 def _pick(arr: np.ndarray, index: int | None, what: str) -> tuple[np.ndarray, str]:
-    """(N, ...) -> one item; returns the item and a note like 'image 3 of 10'."""
+    """(N, ...) -> one item; returns the item and a note like 'image 3' (the index passed)."""
     n = arr.shape[0]
     i = 0 if index is None else index
     if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
@@ -80,7 +80,7 @@ def _pick(arr: np.ndarray, index: int | None, what: str) -> tuple[np.ndarray, st
             f"index={index} is out of range for {what} holding {n} images "
             f"(valid: 0 to {n - 1})"
         )
-    return arr[i], (f"image {int(i) % n} of {n}" if n > 1 else "")
+    return arr[i], (f"image {int(i) % n}" if n > 1 else "")
 
 
 def _select_maps(maps: Any, index: int | None, what: str = "maps") -> tuple[np.ndarray, str]:
@@ -761,7 +761,8 @@ def plot_images(
         elif truth is not None:
             p.label = name(truth[i])
         panels.append(p)
-    bits = [f"{n} images" if n == total else f"first {n} of {total} images"]
+    bits = [(f"{n} images" if n > 1 else "1 image") if n == total
+            else f"first {n} of {total} images"]
     if pred is not None and truth is not None:
         bits.append(f"{wrong} wrong (in red)" if wrong else "all predicted correctly")
     elif truth is not None:

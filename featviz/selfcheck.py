@@ -16,7 +16,7 @@ PyTorch will use; which MNIST is in use (the full set or the bundled sample);
 whether the bundled checkpoints match their sha256; and whether ResNet-18's ImageNet
 weights are in the PyTorch hub cache (lesson 08).
 
-Every check is cheap (about a second in all, most of it importing torch) and
+Every check is cheap (a few seconds in all, most of it importing torch) and
 never touches the network. ``doctor`` itself never raises: a check that breaks
 is reported as a failed check.
 """
@@ -519,7 +519,7 @@ def _check_device() -> Check:
         return Check("device", OK, "Apple MPS (the Mac's GPU); featviz.default_device() is mps")
     cpu = platform.processor() or platform.machine()
     detail = (f"CPU ({cpu}, {os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads); "
-              "no GPU is needed: every lesson runs on a laptop CPU in seconds")
+              "no GPU is needed: every lesson runs on a laptop CPU")
     if torch.version.cuda is None and shutil.which("nvidia-smi"):
         detail += ("; this machine seems to have an NVIDIA GPU but torch is a CPU-only build "
                    "(optional: the CUDA build from https://pytorch.org would use it)")
