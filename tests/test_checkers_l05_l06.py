@@ -73,7 +73,7 @@ def test_an_error_in_the_learners_code_is_reported_not_raised(capsys):
     ok, out = verdict(capsys, lesson05.q5, broken)
     assert not ok and "Traceback" not in out, out
     first = lesson05._peak_cases()[0]
-    assert f"for {first[0]}, {first[3]} channel {first[4]}, shift={first[5]}" in out, out
+    assert f"on the input {first[0]}, layer={first[3]!r}, channel={first[4]}, shift={first[5]}" in out, out
     assert "line " in out and "broken" in out, out
 
 

@@ -306,6 +306,7 @@ def test_lesson02_out_size_is_checked_against_every_conv_and_pool_layer():
 
 def _step(zero=True, step=True, backward=1, loss_fn=F.cross_entropy):
     def train_step(model, optimizer, images, labels):
+        model.train()
         if zero:
             optimizer.zero_grad()
         loss = loss_fn(model(images), labels)
@@ -326,6 +327,7 @@ def test_lesson03_training_step_slips(capsys):
 
 def test_lesson03_backward_twice_without_retain_graph_is_explained(capsys):
     def twice(model, optimizer, images, labels):
+        model.train()
         optimizer.zero_grad()
         loss = F.cross_entropy(model(images), labels)
         loss.backward()
@@ -340,6 +342,7 @@ def test_lesson03_backward_twice_without_retain_graph_is_explained(capsys):
 
 def test_lesson03_zero_grad_after_the_step_is_fine_too(capsys):
     def zero_last(model, optimizer, images, labels):
+        model.train()
         loss = F.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
@@ -373,7 +376,7 @@ def _recorder(layer="conv2", remove="finally", take="output"):
 
 
 def test_lesson04_hook_slips(capsys):
-    assert_wrong(capsys, lesson04.q1, _recorder(remove="never"), "still registered")
+    assert_wrong(capsys, lesson04.q1, _recorder(remove="never"), "still on the model")
     assert_wrong(capsys, lesson04.q1, _recorder(remove="after"), "raises an error", "finally:")
     assert_wrong(capsys, lesson04.q1, _recorder(take="inputs"), "INPUT", "(3, 16, 12, 12)")
     assert_wrong(capsys, lesson04.q1, _recorder(layer="conv1"), "conv1's output")

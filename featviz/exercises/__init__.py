@@ -14,9 +14,10 @@ Three kinds of exercise share this interface:
 - ``"code"``: the answer is a function. ``check(fn)`` runs it on several inputs,
   edge cases included, against a reference, and says what is wrong: a shape,
   a value (where, and by how much), a hook left registered, the model left in
-  train mode, the input changed in place. A stub whose body is still ``...`` is
-  "not answered", and an exception raised by the learner's code is reported
-  with the line it came from, never as a traceback.
+  train mode, the input changed in place. A stub whose body is still ``...``
+  (or ``raise NotImplementedError``) is "not answered", and an exception raised
+  by the learner's code is reported with the line it came from and the input
+  that triggered it (see :func:`call` and :func:`on_input`), never as a traceback.
 
 A checker is a function that returns ``None`` (or a short remark) when the
 answer is right and raises :class:`Wrong` with a friendly message when it is not.
@@ -25,20 +26,23 @@ reading with the primary sources).
 """
 from __future__ import annotations
 
+import copy
 import dis
 import linecache
 import numbers
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
 __all__ = [
     "Exercise", "Verdict", "Wrong", "NotAnswered", "NOT_ANSWERED", "as_int", "as_number",
     "expect_equal", "as_choice", "is_stub", "need_function", "call", "expect_close", "as_tensor_answer",
-    "HookSpy", "ModeGuard", "call_on_model", "Questionnaire", "Reading",
+    "HookSpy", "ModeGuard", "call_on_model", "Questionnaire", "Reading", "on_input",
+    "input_of", "expect_hook_removed_on_failure", "close_enough",
 ]
 
 NOT_ANSWERED = Ellipsis
@@ -87,12 +91,30 @@ class Verdict:
 _STUB_OPS = {"RESUME", "NOP", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST", "POP_TOP", "CACHE"}
 
 
+#: What ``raise NotImplementedError`` or ``raise NotImplementedError("...")`` compiles to.
+_RAISE_OPS = {"RESUME", "NOP", "CACHE", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_CONST", "PUSH_NULL",
+              "PRECALL", "CALL", "CALL_FUNCTION", "RAISE_VARARGS", "POP_TOP"}
+
+
+def _raises_not_implemented(instructions: list[dis.Instruction]) -> bool:
+    names = [i.argval for i in instructions if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    return (names == ["NotImplementedError"]
+            and any(i.opname == "RAISE_VARARGS" for i in instructions)
+            and all(i.opname in _RAISE_OPS for i in instructions)
+            and all(isinstance(i.argval, (str, type(None), type(Ellipsis)))
+                    for i in instructions if i.opname == "LOAD_CONST"))
+
+
 def is_stub(answer: Any) -> bool:
-    """True for a function whose body is only ``...`` (or ``pass``, or a docstring)."""
+    """True for a function whose body is only ``...`` (or ``pass``, a docstring, or
+    ``raise NotImplementedError``, with or without a message): not answered yet."""
     code = getattr(answer, "__code__", None)
     if code is None or not callable(answer):
         return False
-    for ins in dis.get_instructions(code):
+    instructions = list(dis.get_instructions(code))
+    if _raises_not_implemented(instructions):
+        return True
+    for ins in instructions:
         if ins.opname not in _STUB_OPS:
             return False
         if ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval not in (None, Ellipsis):
@@ -110,13 +132,68 @@ def need_function(answer: Any, signature: str) -> Callable[..., Any]:
     return answer
 
 
-def call(fn: Callable[..., Any], *args: Any, returns: str = "a value") -> Any:
-    """Call the learner's function; its ``...`` or a missing ``return`` are said plainly."""
-    result = fn(*args)
+_INPUT_ATTR = "_featviz_input"
+
+
+def input_of(exc: BaseException) -> str | None:
+    """The input named by :func:`on_input` (or ``call(..., on=...)``) when ``exc`` was raised."""
+    value = getattr(exc, _INPUT_ATTR, None)
+    return value if isinstance(value, str) else None
+
+
+@contextmanager
+def on_input(description: str) -> Iterator[None]:
+    """Name the input that the learner's code inside the block runs on.
+
+    An exception their code raises in the block is reported by :meth:`Exercise.check`
+    as "your code raised an error on the input <description> (in f, line n: ...)";
+    the exception itself goes on unchanged (only the description is attached to it).
+    The innermost block wins; a :class:`Wrong` raised by the checker passes untouched.
+    Describe the input as the learner would write it, and say what is special about it.
+
+    Examples
+    --------
+    In a checker, for each case::
+
+        for stack, what in cases:
+            with on_input(f"layers={stack!r} ({what})"):      # e.g. "layers=[] (an empty stack)"
+                got = call(fn, stack, returns="(size, jump)")
+
+    or, the same for one call::
+
+        got = call(fn, [], returns="(size, jump)", on="layers=[] (an empty stack)")
+    """
+    try:
+        yield
+    except Wrong:
+        raise
+    except Exception as exc:
+        if input_of(exc) is None:
+            try:
+                setattr(exc, _INPUT_ATTR, description)
+            except (AttributeError, TypeError):   # an exception type without a __dict__
+                pass
+        raise
+
+
+def call(fn: Callable[..., Any], *args: Any, returns: str = "a value",
+         on: str | None = None) -> Any:
+    """Call the learner's function; its ``...`` or a missing ``return`` are said plainly.
+
+    ``on`` names the input (see :func:`on_input`): an error the function raises, or a
+    ``None`` it returns, is reported with it, e.g. ``call(fn, [], on="layers=[] (an empty
+    stack)")``.
+    """
+    if on is None:
+        result = fn(*args)
+    else:
+        with on_input(on):
+            result = fn(*args)
     if result is Ellipsis:
         raise NotAnswered("your function still returns `...`: replace it with your code.")
     if result is None:
-        raise Wrong(f"your function returned None: end it with `return` and {returns}.")
+        where = f" on the input {on}" if on else ""
+        raise Wrong(f"your function returned None{where}: end it with `return` and {returns}.")
     return result
 
 
@@ -149,6 +226,16 @@ def _learner_frame(exc: BaseException, answer: Any) -> tuple[str, int, str] | No
             found = (frame_code.co_name, tb.tb_lineno, line.strip())
         tb = tb.tb_next
     return found
+
+
+def _raised_by_learner(exc: BaseException) -> bool:
+    """True when the innermost frame of ``exc`` is the learner's code, not a library's."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return not os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_library_dirs())
 
 
 def as_tensor_answer(value: Any, what: str) -> torch.Tensor:
@@ -261,15 +348,17 @@ class ModeGuard:
 
 
 def call_on_model(fn: Callable[..., Any], model: torch.nn.Module, x: torch.Tensor, *args: Any,
-                  returns: str, hook_fix: str, also: Callable[[], None] | None = None) -> Any:
+                  returns: str, hook_fix: str, also: Callable[[], None] | None = None,
+                  on: str | None = None) -> Any:
     """``fn(model, x, *args)`` on a copy of the images ``x``, then what a function given a
     model must not do: change the model's train/eval modes, fail ``also()`` (the exercise's
     own check, raising :class:`Wrong`), change the images in place, leave a hook on the
-    model (``hook_fix`` says how to remove it). Modes and hooks are put back either way."""
+    model (``hook_fix`` says how to remove it). Modes and hooks are put back either way.
+    ``on`` names the input for error reports, as in :func:`call`."""
     guard, spy = ModeGuard(model), HookSpy(model.modules())
     xin = x.clone()
     try:
-        got = call(fn, model, xin, *args, returns=returns)
+        got = call(fn, model, xin, *args, returns=returns, on=on)
         guard.check()
         if also is not None:
             also()
@@ -282,6 +371,58 @@ def call_on_model(fn: Callable[..., Any], model: torch.nn.Module, x: torch.Tenso
         spy.release()
         guard.restore()
     return got
+
+
+class _FailedOnPurpose(RuntimeError):
+    """The error :func:`expect_hook_removed_on_failure` makes the forward pass raise."""
+
+
+def expect_hook_removed_on_failure(run: Callable[[torch.nn.Module], Any], model: torch.nn.Module,
+                                   fail_at: str, probe: torch.Tensor, *,
+                                   message: str | None = None) -> None:
+    """:class:`Wrong` unless the learner's hooks go even when the forward pass fails.
+
+    ``run(failing)`` calls the learner's function on ``failing``, a deep copy of ``model``
+    whose layer ``fail_at`` (a name of ``named_modules()``) raises an error as soon as
+    it is called; pick a layer that runs after the hooked one. Whatever ``run`` raises is
+    ignored; then the trap is taken off and a probe pass on ``probe`` (a batch the model
+    takes) tells whether a hook the learner registered is still there. A hook removed
+    only by the line after the forward pass stays; one removed in ``finally:`` goes.
+    ``message`` replaces the default verdict.
+
+    Example
+    -------
+    ::
+
+        # record_conv2(model, x) hooks conv2; make relu2, which runs after it, fail
+        expect_hook_removed_on_failure(lambda m: fn(m, x.clone()), model, "relu2", x)
+        # a function given the layer module: hand it the copy's own module
+        expect_hook_removed_on_failure(lambda m: fn(m, x, m.relu2, 3), model, "fc1", x)
+    """
+    failing = copy.deepcopy(model)
+    layer = dict(failing.named_modules()).get(fail_at)
+    if layer is None:
+        raise ValueError(f"fail_at={fail_at!r} is not a layer of the model.")
+
+    def fail(module: torch.nn.Module, args: Any) -> None:
+        raise _FailedOnPurpose(f"the layer {fail_at} failed (the check made it fail on purpose)")
+
+    trap = layer.register_forward_pre_hook(fail)   # before the spy: not counted as the learner's
+    spy = HookSpy(failing.modules())
+    try:
+        try:
+            run(failing)
+        except Exception:  # noqa: BLE001 - the failure is the point; only the hooks matter here
+            pass
+        trap.remove()
+        if spy.live_hooks(failing, probe):
+            raise Wrong(message or "when the forward pass raises an error, your hook stays on "
+                        "the layer: the line that removes it never runs, and the hook runs at "
+                        "every later pass. Put the forward pass in `try:` and handle.remove() "
+                        "in `finally:`.")
+    finally:
+        spy.release()
+        trap.remove()
 
 
 # --------------------------------------------------------------------------- exercise
@@ -352,20 +493,28 @@ class Exercise:
 
     def _report_error(self, exc: Exception, answer: Any) -> Verdict:
         where = _learner_frame(exc, answer)
+        described = input_of(exc)
         message = f"{type(exc).__name__}: {exc}".strip()
         if len(message) > 200 and ". " in message[:200]:  # torch's long messages: the gist
             message = message[:message.index(". ", 0, 200) + 1]
-        if where is None:  # the checker tripped over an odd answer
+        if where is None and described is None:  # the checker tripped over an odd answer
             print(f"{self.name}: could not check this answer ({message}). {self.prompt}")
             return Verdict(False)
-        function, line, text = where
-        at = f" (in {function}, line {line}: `{text}`)" if text else f" (line {line})"
+        on = f" on the input {described}" if described else ""
+        at = ""
+        if where is not None:
+            function, line, text = where
+            at = f" (in {function}, line {line}: `{text}`)" if text else f" (line {line})"
         if "ellipsis" in str(exc).lower():
             self.attempts -= 1
             return self._not_answered(f"Your code still has a `...`{at}: replace it with code.")
+        if isinstance(exc, NotImplementedError) and _raised_by_learner(exc):
+            self.attempts -= 1
+            return self._not_answered(f"Your code still raises NotImplementedError{at}: "
+                                      f"replace it with your code.")
         hints = [hint for part, hint in self.error_hints if part.lower() in message.lower()]
         sep = " " if message.endswith((".", "!", "?")) else ". "
-        print(f"{self.name}: your code raised an error{at}: {message}"
+        print(f"{self.name}: your code raised an error{on}{at}: {message}"
               + (f"{sep}{hints[0]}" if hints else ""))
         return Verdict(False)
 
@@ -388,9 +537,11 @@ def expect_equal(expected: Any, message: str) -> Callable[[Any], None]:
     """A checker for answers with one right value (numbers compared loosely)."""
 
     def checker(answer: Any) -> None:
-        if isinstance(expected, (int, float)) and isinstance(answer, (int, float)):
-            if abs(answer - expected) <= 1e-6 * max(1.0, abs(expected)):
+        if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+            value = as_number(answer)    # a string or a bool gets "give a number"
+            if abs(value - expected) <= 1e-6 * max(1.0, abs(expected)):
                 return
+            answer = value
         elif answer == expected:
             return
         raise Wrong(message.format(answer=answer))
@@ -400,33 +551,107 @@ def expect_equal(expected: Any, message: str) -> Callable[[Any], None]:
 
 def _scalar(answer: Any) -> Any:
     """A one-element tensor or array as a plain Python number; anything else as it is."""
-    if hasattr(answer, "item") and not isinstance(answer, (bool, numbers.Number)):
+    if hasattr(answer, "item") and not isinstance(answer, (bool, str, bytes)):
         size = answer.numel() if callable(getattr(answer, "numel", None)) else getattr(answer, "size", None)
         if size == 1:
-            return answer.item()
+            try:
+                return answer.item()
+            except (TypeError, ValueError):
+                return answer
     return answer
 
 
+def _number_text(text: str) -> str | None:
+    """The number a string spells (``'784'``, ``' -0.42 '``), or None."""
+    try:
+        float(text.strip().replace("_", ""))
+    except ValueError:
+        return None
+    return text.strip()
+
+
+def _not_a_number(answer: Any, what: str) -> Wrong:
+    if isinstance(answer, (str, bytes)):
+        text = answer.decode(errors="replace") if isinstance(answer, bytes) else answer
+        spelled = _number_text(text)
+        if spelled is not None:
+            return Wrong(f"give {what}, not str: you wrote {answer!r}, a string. Write it "
+                         f"without the quotes: {spelled}.")
+        return Wrong(f"give {what}, not str {_short(answer)}.")
+    if hasattr(answer, "shape") and hasattr(answer, "__len__"):
+        return Wrong(f"give {what}, not a {type(answer).__name__} of shape "
+                     f"{tuple(answer.shape)}: one number.")
+    if isinstance(answer, (tuple, list)):
+        return Wrong(f"give {what}, not a {type(answer).__name__} {_short(answer)}: one number.")
+    return Wrong(f"give {what}, not {type(answer).__name__} {_short(answer)}.")
+
+
 def as_int(answer: Any, what: str = "a whole number") -> int:
-    """The answer as an int (ints, integral floats, one-element tensors); :class:`Wrong` otherwise."""
+    """The answer as an int; :class:`Wrong` with a message that says why otherwise.
+
+    Accepts an int, any numpy integer (``np.int64``), an integral float (``22.0``,
+    ``np.float32(22.0)``) and a one-element tensor or array (0-d included). A bool,
+    a string (even ``'784'``: "give a number, not str"), a non-integral float and
+    anything else get a message naming what was given.
+
+    >>> as_int(torch.tensor(22)), as_int(22.0)
+    (22, 22)
+    """
     if isinstance(answer, bool):
         raise Wrong(f"give {what}, not {answer!r}.")
     answer = _scalar(answer)
+    if isinstance(answer, bool):
+        raise Wrong(f"give {what}, not {answer!r}.")
     if isinstance(answer, numbers.Integral):
         return int(answer)
-    if isinstance(answer, float) and answer.is_integer():
-        return int(answer)
-    raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")
+    if isinstance(answer, numbers.Real):
+        value = float(answer)
+        if value.is_integer():
+            return int(value)
+        raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}: it is not a whole "
+                    f"number.")
+    raise _not_a_number(answer, what)
 
 
 def as_number(answer: Any, what: str = "a number") -> float:
-    """The answer as a float (any real number, one-element tensors); :class:`Wrong` otherwise."""
+    """The answer as a float (any real number, numpy scalars, one-element tensors or arrays);
+    :class:`Wrong` otherwise (a bool, a string such as ``'0.13'``: "give a number, not str").
+
+    >>> as_number(torch.tensor(0.5))
+    0.5
+    """
     if isinstance(answer, bool):
         raise Wrong(f"give {what}, not {answer!r}.")
     answer = _scalar(answer)
+    if isinstance(answer, bool):
+        raise Wrong(f"give {what}, not {answer!r}.")
     if isinstance(answer, numbers.Real):
         return float(answer)
-    raise Wrong(f"give {what}, not {type(answer).__name__} {answer!r}.")
+    raise _not_a_number(answer, what)
+
+
+def close_enough(value: float, expected: float, *, within: float, close: float | None = None,
+                 what: str = "the value") -> str | None:
+    """Judge a predicted number: a remark when it is within ``within`` of ``expected``.
+
+    Returns a remark (a checker may return it, and the learner reads it after "correct!")
+    when ``|value - expected| <= within``; raises :class:`Wrong` saying "close" and by how
+    much when it is within ``close``; returns None otherwise, for the checker's own
+    messages about typical slips.
+
+    >>> close_enough(-0.42, -0.4242, within=0.01)
+    '-0.42 is within 0.01 of the value, -0.4242 (off by 0.0042).'
+    """
+    off = abs(value - expected)
+    if off <= within:
+        if off <= 1e-9 * max(1.0, abs(expected)):
+            return None if value == expected else f"{what.capitalize()} is {expected:.4g}."
+        return (f"{value:g} is within {within:g} of {what}, {expected:.4g} (off by "
+                f"{off:.2g}).")
+    if close is not None and off <= close:
+        raise Wrong(f"close: {value:g} is {off:.2g} from {what}; within {within:g} counts as "
+                    f"right. Have another look at how it is computed.")
+    return None
 
 
 def as_choice(answer: Any, choices: Mapping[str, Sequence[str]], what: str) -> str:

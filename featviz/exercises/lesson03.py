@@ -13,17 +13,23 @@ from . import Exercise, Questionnaire, Wrong, as_int, as_number, call, need_func
 from . import reading as _reading
 
 
+def steps_per_epoch() -> int:
+    """How many batches a DataLoader makes of 60,000 examples at batch size 64."""
+    return len(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(60_000)),
+                                           batch_size=64))
+
+
 def _steps(answer: Any) -> None:
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)):
-        raise Wrong(f"give a number, not {type(answer).__name__}.")
-    expected = math.ceil(60_000 / 64)
+    value = as_number(answer, "a whole number of steps")
+    if abs(value - 60_000 / 64) < 1e-6:
+        raise Wrong("a step processes a whole batch: round to a whole number of batches.")
+    answer = as_int(answer, "a whole number of steps")
+    expected = steps_per_epoch()
     if answer == expected:
         return
     if answer == 60_000 // 64:
         raise Wrong("almost: 60,000 is not a multiple of 64, and the last, smaller batch "
                     "is a step too.")
-    if abs(answer - 60_000 / 64) < 1e-6:
-        raise Wrong("a step processes a whole batch: round to a whole number of batches.")
     raise Wrong(f"{answer} is not it: one step per batch of 64 images.")
 
 
@@ -35,30 +41,51 @@ p1 = Exercise(
     solution_text="answer = math.ceil(60_000 / 64)   # 938: 937 full batches and one of 32",
     kind="predict",
     giveaways=("938",),
+    reference=steps_per_epoch,
 )
 
 
+#: The gradients of one weight on two batches, for q2.
+GRADS = (0.3, -0.1)
+
+
+def accumulated_grad() -> float:
+    """What .grad holds after two backward() passes without zero_grad() in between, for a
+    weight whose gradient is GRADS[0] on the first batch and GRADS[1] on the second."""
+    w = torch.zeros((), requires_grad=True, dtype=torch.float64)
+    for g in GRADS:
+        (w * g).backward()
+    assert w.grad is not None
+    return float(w.grad)
+
+
 def _zero_grad(answer: Any) -> None:
-    if not isinstance(answer, str):
-        raise Wrong(f"give the method's name as a string, e.g. \"...\", not "
-                    f"{type(answer).__name__}.")
-    text = answer.replace(" ", "").lower()
-    if "zero_grad" in text:
+    value = as_number(answer, "a number, the value of .grad")
+    expected = accumulated_grad()
+    if abs(value - expected) < 1e-6:
         return
-    if "step" in text:
-        raise Wrong("step() applies the gradients; the question asks what clears them.")
-    if "backward" in text:
-        raise Wrong("backward() computes (and adds to) the gradients; what clears them first?")
-    raise Wrong(f"{answer!r} is not it. PyTorch adds new gradients to the old ones unless "
-                f"they are cleared.")
+    first, second = GRADS
+    if abs(value - second) < 1e-6:
+        raise Wrong(f"{second} is what .grad holds WITH zero_grad() before the second "
+                    f"backward(). Without it, backward() does not overwrite .grad.")
+    if abs(value - first) < 1e-6:
+        raise Wrong("backward() does not skip a batch: the second pass changes .grad too.")
+    if abs(value - (abs(first) + abs(second))) < 1e-6:
+        raise Wrong("keep the signs: one gradient is negative.")
+    if abs(value - (first + second) / 2) < 1e-6:
+        raise Wrong("that is the mean of the two; backward() adds, it does not average.")
+    raise Wrong(f"{value:g} is not it: what does backward() do to a .grad that already holds "
+                f"a value?")
 
 
 q2 = Exercise(
     name="q2",
-    prompt="Which optimizer method must run before loss.backward() in every step, and why?",
+    prompt=f"A weight's gradient is {GRADS[0]} on one batch and {GRADS[1]} on the next. Without "
+           f"optimizer.zero_grad(), what does its .grad hold after the second loss.backward()?",
     checker=_zero_grad,
-    hint_text="Without it, .grad would hold the sum of the gradients of every batch so far.",
-    solution_text='answer = "optimizer.zero_grad()"   # backward() adds to .grad, it does not overwrite',
+    hint_text="backward() adds each new gradient to whatever .grad already holds.",
+    solution_text="answer = 0.3 + (-0.1)   # 0.2: backward() accumulates; zero_grad() clears it",
+    reference=accumulated_grad,
 )
 
 
@@ -123,8 +150,8 @@ def _train_step(answer: Any) -> str:
     images = torch.randn(16, 1, 28, 28, generator=gen)
     labels = torch.randint(0, 10, (16,), generator=gen)
     torch.manual_seed(0)
-    model = SimpleCNN().train()
-    ref = copy.deepcopy(model)
+    model = SimpleCNN().eval()          # left in eval mode, as after an evaluation
+    ref = copy.deepcopy(model).train()
     opt = torch.optim.SGD(model.parameters(), lr=LR)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=LR)
     names = [name for name, _ in model.named_parameters()]
@@ -133,8 +160,17 @@ def _train_step(answer: Any) -> str:
     for step in range(STEPS):
         x, y = images.clone(), labels.clone()
         before = [p.detach().clone() for p in model.parameters()]
-        got = as_number(call(fn, model, opt, x, y, returns="the loss of the batch (loss.item())"),
-                        "the loss as a number (loss.item())")
+        with _OptimizersMade() as made:
+            got = as_number(call(fn, model, opt, x, y,
+                                 returns="the loss of the batch (loss.item())"),
+                            "the loss as a number (loss.item())")
+        if made.count:
+            raise Wrong("your function makes a new optimizer on every call: use the one it is "
+                        "given. A new one forgets its state (Adam's running averages, momentum) "
+                        "and the learning-rate schedule at every step.")
+        if not model.training:
+            raise Wrong("the model is still in eval mode: call model.train() first, so that "
+                        "dropout and batch normalisation behave as in training.")
         if not (torch.equal(x, images) and torch.equal(y, labels)):
             raise Wrong("your function changed the images or labels it was given in place; "
                         "leave its inputs as they are.")
@@ -143,6 +179,10 @@ def _train_step(answer: Any) -> str:
         for p in ref.parameters():
             assert p.grad is not None  # _one_step's backward pass reaches every parameter
             grads.append(p.grad.detach().clone())
+        if abs(got - expected * len(labels)) <= 1e-4 * max(1.0, abs(expected * len(labels))):
+            raise Wrong(f"your loss is {len(labels)} times too large: it is the sum over the "
+                        f"batch (reduction='sum'). Use the mean, F.cross_entropy's default, so "
+                        f"the step size does not depend on the batch size.")
         if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
             raise Wrong(f"at step {step + 1} your function returned a loss of {got:.4f}; the "
                         f"cross-entropy of the model's logits on this batch is {expected:.4f}. "
@@ -150,7 +190,12 @@ def _train_step(answer: Any) -> str:
         params = list(model.parameters())
         if all(torch.equal(p.detach(), b) for p, b in zip(params, before)):
             _explain_frozen(params)
-        for name, p, r, g in zip(names, params, ref.parameters(), grads):
+        for name, p, r, g, b in zip(names, params, ref.parameters(), grads, before):
+            if (g.abs().max() > 0 and p.grad is not None
+                    and torch.allclose(p.grad, g, atol=1e-5, rtol=1e-4)
+                    and torch.allclose(p.detach(), b - 2 * LR * g, atol=1e-6, rtol=1e-5)):
+                raise Wrong(f"at step {step + 1} every weight moved twice as far as one step: "
+                            f"optimizer.step() ran twice. Call it once per batch.")
             if not torch.allclose(p.detach(), r.detach(), atol=1e-6, rtol=1e-5):
                 _explain_drift(step, name, p, g,
                                None if prev_grads is None else prev_grads[names.index(name)])
@@ -191,13 +236,13 @@ def _explain_drift(step: int, name: str, p: torch.nn.Parameter, grad: torch.Tens
 q1 = Exercise(
     name="q1",
     prompt="Write train_step(model, optimizer, images, labels): one training step on one batch "
-           "(zero the gradients, forward, cross-entropy loss, backward, step); return the "
-           "loss as a number.",
+           "(training mode, zero the gradients, forward, cross-entropy loss, backward, step); "
+           "return the loss as a number.",
     checker=_train_step,
-    hint_text="Five lines: optimizer.zero_grad(); logits = model(images); loss = "
-              "F.cross_entropy(logits, labels); loss.backward(); optimizer.step(); then "
-              "return loss.item().",
+    hint_text="The training loop above does it for every batch: take the body of its loop, "
+              "with the mode set first. The loss is a tensor; the function returns a number.",
     solution_text="def train_step(model, optimizer, images, labels):\n"
+                  "    model.train()                               # dropout, batch norm: training\n"
                   "    optimizer.zero_grad()                       # clear the last step's gradients\n"
                   "    loss = F.cross_entropy(model(images), labels)\n"
                   "    loss.backward()                             # fill p.grad\n"
@@ -211,6 +256,25 @@ q1 = Exercise(
                   "the loss has no gradient: compute it from model(images) without "
                   "torch.no_grad() and without .detach()."),),
 )
+
+
+class _OptimizersMade:
+    """Counts the optimizers created while it is open."""
+
+    def __enter__(self) -> _OptimizersMade:
+        self.count = 0
+        self._init = torch.optim.Optimizer.__init__
+        outer = self
+
+        def counting(opt: Any, *args: Any, **kwargs: Any) -> None:
+            outer.count += 1
+            outer._init(opt, *args, **kwargs)
+
+        torch.optim.Optimizer.__init__ = counting  # type: ignore[method-assign, assignment]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.optim.Optimizer.__init__ = self._init  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- predict
@@ -239,6 +303,7 @@ p2 = Exercise(
               "Cross-entropy is -log(probability given to the true class).",
     solution_text="answer = math.log(10)   # about 2.30: -log(1/10)",
     kind="predict",
+    reference=lambda: math.log(10),
 )
 
 
@@ -291,6 +356,7 @@ p3 = Exercise(
                   "(4, 9), (9, 4), (7, 2)",
     kind="predict",
     giveaways=(" taken for ",),
+    reference=lambda: _confusions()[0][1:],
 )
 
 

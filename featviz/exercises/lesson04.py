@@ -6,15 +6,14 @@ are retrained.
 """
 from __future__ import annotations
 
-import copy
 import functools
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import (Exercise, HookSpy, Questionnaire, Wrong, as_choice, as_int, as_number, call,
-               expect_close, need_function)
+from . import (Exercise, Questionnaire, Wrong, as_choice, as_int, as_number, call,
+               call_on_model, expect_close, expect_hook_removed_on_failure, need_function)
 from . import reading as _reading
 from ..data import mnist_normalize
 from .. import models
@@ -50,38 +49,50 @@ def _stroke_scores() -> torch.Tensor:
     return h - v
 
 
-def _as_channel(answer: Any, count: int) -> int:
-    channel = as_int(answer, f"one channel number (an int from 0 to {count - 1})")
-    if not 0 <= channel < count:
-        raise Wrong(f"conv1 has channels 0 to {count - 1}; {channel} is not one of them.")
-    return channel
+#: How much more (mean relu1) a channel must give horizontal bars than vertical ones to count
+#: as a horizontal-bar channel in q3.
+PREFERENCE = 0.1
+
+
+def horizontal_channels() -> list[int]:
+    """The conv1 channels of the pretrained network whose mean relu1 response to horizontal
+    bars exceeds their response to vertical bars by more than :data:`PREFERENCE`."""
+    return [int(c) for c in (_stroke_scores() > PREFERENCE).nonzero().flatten()]
 
 
 def _horizontal(answer: Any) -> None:
-    scores = _stroke_scores()
-    channel = _as_channel(answer, len(scores))
-    best = float(scores.max())
-    if float(scores[channel]) >= 0.9 * best:  # near-ties count as right
+    expected = len(horizontal_channels())
+    count = as_int(answer, "a whole number of channels")
+    if count == expected:
         return
-    if float(scores[channel]) < 0:
-        raise Wrong(f"channel {channel} responds more to VERTICAL bars than to horizontal ones.")
-    raise Wrong(f"channel {channel} prefers horizontal bars a little, but another channel "
-                f"prefers them much more strongly.")
+    scores = _stroke_scores()
+    if count == int((scores > 0).sum()):
+        raise Wrong(f"{count} channels prefer horizontal bars at all, by any margin; count only "
+                    f"those ahead by more than {PREFERENCE}.")
+    if count == int((scores < -PREFERENCE).sum()):
+        raise Wrong(f"{count} is the count for VERTICAL bars (gain_v - gain_h > {PREFERENCE}); "
+                    f"the question asks for horizontal ones.")
+    if count == 4:
+        raise Wrong("4 is how many the text above names for the 7's top bar; measure every "
+                    "channel on the bars instead: (gain_h - gain_v) > 0.1.")
+    raise Wrong(f"{count} is not it: compute gain_h - gain_v for all 16 channels and count the "
+                f"values above {PREFERENCE}.")
 
 
 q3 = Exercise(
     name="q3",
-    prompt="Which conv1 channel of the pretrained network responds most strongly to "
-           "horizontal strokes (and little to vertical ones)? Give its number.",
+    prompt="How many conv1 channels of the pretrained network respond to horizontal bars by "
+           f"more than {PREFERENCE} above their response to vertical bars (gain_h - gain_v > "
+           f"{PREFERENCE}, mean relu1 as in the cell above)?",
     checker=_horizontal,
-    hint_text="Run featviz.activations(model, horizontal, ['relu1']) and the same for vertical; "
-              "for each channel compare the mean activation (acts['relu1'].mean(dim=(0, 2, 3))), "
-              "or look at plot_comparison of the two.",
+    hint_text="gain_h and gain_v hold one number per channel; (gain_h - gain_v) > 0.1 is a "
+              "mask of 16 True/False values: sum it.",
     solution_text=(
-        "h = featviz.activations(model, horizontal, ['relu1'])['relu1'].mean(dim=(0, 2, 3))\n"
-        "v = featviz.activations(model, vertical, ['relu1'])['relu1'].mean(dim=(0, 2, 3))\n"
-        "answer = int((h - v).argmax())"
+        "gain_h = featviz.activations(model, horizontal, ['relu1'])['relu1'].mean(dim=(0, 2, 3))\n"
+        "gain_v = featviz.activations(model, vertical, ['relu1'])['relu1'].mean(dim=(0, 2, 3))\n"
+        "answer = int(((gain_h - gain_v) > 0.1).sum())   # the empty image's share cancels"
     ),
+    reference=lambda: len(horizontal_channels()),
 )
 
 
@@ -94,10 +105,14 @@ def _shape_of(answer: Any) -> tuple[int, ...]:
         raise Wrong(f"give a shape as a tuple like (C, H, W), not {type(answer).__name__}.") from None
 
 
-def _pool1_shape(answer: Any) -> None:
+def _pool1_shape_28() -> tuple[int, ...]:
     model = SimpleCNN()
     with torch.no_grad():
-        expected = tuple(model.pool1(model.relu1(model.conv1(torch.zeros(1, 1, 28, 28)))).shape[1:])
+        return tuple(model.pool1(model.relu1(model.conv1(torch.zeros(1, 1, 28, 28)))).shape[1:])
+
+
+def _pool1_shape(answer: Any) -> None:
+    expected = _pool1_shape_28()
     got = _shape_of(answer)
     if got == expected:
         return
@@ -121,18 +136,22 @@ p1 = Exercise(
     solution_text="answer = (16, 12, 12)   # conv1: 28 - 5 + 1 = 24; pool1: 24 / 2 = 12",
     kind="predict",
     giveaways=("16, 12, 12)",),
+    reference=_pool1_shape_28,
 )
 
 
-def _conv2_size(answer: Any) -> None:
+def _conv2_side_56() -> int:
     model = SimpleCNN()
     with torch.no_grad():
         x = model.pool1(model.relu1(model.conv1(torch.zeros(1, 1, 56, 56))))
-        expected = int(model.conv2(x).shape[-1])
+        return int(model.conv2(x).shape[-1])
+
+
+def _conv2_size(answer: Any) -> None:
+    expected = _conv2_side_56()
     if isinstance(answer, (tuple, list)):
         raise Wrong("give one number: the height (= width) of a map.")
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"give a whole number, not {type(answer).__name__}.")
+    answer = as_int(answer, "one whole number, the height (= width) of a map")
     if answer == expected:
         return
     if answer == 8:
@@ -151,19 +170,13 @@ q4 = Exercise(
               "the 2 x 2 pooling halves it. 56 -> ? -> ? -> ?",
     solution_text="answer = 22   # conv1: 56 - 4 = 52; pool1: 26; conv2: 26 - 4 = 22",
     giveaways=("22, 22)",),
+    reference=_conv2_side_56,
 )
 
 
 def _dead_count(answer: Any) -> None:
-    from ..data import digit_examples
-
-    images, _ = digit_examples()
-    model = models.pretrained()
-    with torch.no_grad():
-        x = model.relu2(model.conv2(model.pool1(model.relu1(model.conv1(images[3:4])))))
-    expected = int((x[0].flatten(1).amax(dim=1) == 0).sum())
-    if isinstance(answer, bool) or not isinstance(answer, int):
-        raise Wrong(f"give a whole number, not {type(answer).__name__}.")
+    expected = dead_per_digit()[3]
+    answer = as_int(answer, "a whole number of channels")
     if answer == expected:
         return
     raise Wrong(f"{answer} is not it: count the channels of relu2 whose largest value is 0.")
@@ -178,6 +191,7 @@ q5 = Exercise(
               "acts['relu2'][3].flatten(1).amax(dim=1) == 0. Or count the hatched panels.",
     solution_text=("maps = acts['relu2'][3]             # (32, 8, 8)\n"
                    "answer = int((maps.flatten(1).amax(dim=1) == 0).sum())"),    giveaways=lambda: (str(dead_per_digit()),),
+    reference=lambda: dead_per_digit()[3],
 )
 
 
@@ -194,22 +208,40 @@ def dead_per_digit() -> list[int]:
 
 # --------------------------------------------------------------------------- code: a hook by hand
 
-class _Boom(nn.Module):
-    """A layer that fails while armed: the forward pass raises after conv2 has run."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.armed = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.armed:
-            raise RuntimeError("a layer after conv2 failed (the check made it fail on purpose)")
-        return torch.relu(x)
-
-
 def _conv2_output(model: SimpleCNN, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model.conv2(model.pool1(model.relu1(model.conv1(x))))
+
+
+class _Registrations:
+    """Counts the learner's ``register_forward_hook`` calls on one module, and the global
+    module hooks (``torch.nn.modules.module.register_module_forward_hook``) they add."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module, self.count = module, 0
+        self.global_before = set(_global_hooks())
+        register = module.register_forward_hook
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return register(*args, **kwargs)
+
+        object.__setattr__(module, "register_forward_hook", counted)
+
+    def new_global_hooks(self) -> list[int]:
+        return [k for k in _global_hooks() if k not in self.global_before]
+
+    def release(self) -> None:
+        self.module.__dict__.pop("register_forward_hook", None)
+        for key in self.new_global_hooks():          # never leave a learner's global hook behind
+            _global_hooks().pop(key, None)
+
+
+def _global_hooks() -> dict[int, Any]:
+    from torch.nn.modules import module as module_mod
+
+    hooks: dict[int, Any] = getattr(module_mod, "_global_forward_hooks", {})
+    return hooks
 
 
 def _record_conv2(answer: Any) -> str:
@@ -217,33 +249,31 @@ def _record_conv2(answer: Any) -> str:
     torch.manual_seed(0)
     model = SimpleCNN().eval()
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(4))
-    spy = HookSpy(model.modules())
+    conv2_forward = type(model.conv2).forward
+    counter = _Registrations(model.conv2)
     try:
-        got = call(fn, model, x.clone(), returns="the conv2 output your hook recorded")
+        got = call_on_model(fn, model, x, returns="the conv2 output your hook recorded",
+                            hook_fix="keep the handle that register_forward_hook returns, and "
+                                     "call handle.remove().")
         _compare_conv2(got, model, x)
-        if spy.live_hooks(model, x):
-            raise Wrong("your hook is still registered after your function returned: it runs "
-                        "at every later forward pass. Keep the handle that "
-                        "register_forward_hook returns, and call handle.remove().")
+        if counter.new_global_hooks():
+            raise Wrong("your function registered a global hook (for every module of every "
+                        "model) and left it there. Hook the one layer: "
+                        "model.conv2.register_forward_hook(hook).")
+        if "forward" in vars(model.conv2) or type(model.conv2).forward is not conv2_forward:
+            raise Wrong("your function replaced conv2's forward method instead of hooking it; "
+                        "the model is changed for good. Use model.conv2.register_forward_hook.")
+        if counter.count == 0:
+            raise Wrong("the value is right, but no forward hook was registered on model.conv2: "
+                        "the exercise is to record it with a hook while the model runs "
+                        "(model.conv2.register_forward_hook(hook)), not to compute it by hand.")
     finally:
-        spy.release()
-    failing: nn.Module = copy.deepcopy(model)  # its relu2 swapped for a failing layer
-    boom = _Boom()
-    failing.relu2 = boom
-    spy = HookSpy(failing.modules())
-    try:
-        try:
-            fn(failing, x.clone())
-        except RuntimeError as exc:
-            if "on purpose" not in str(exc):
-                raise
-        boom.armed = False
-        if spy.live_hooks(failing, x):
-            raise Wrong("when the forward pass raises an error, your hook stays on conv2: the "
-                        "line that removes it never runs. Put the forward pass in `try:` and "
-                        "handle.remove() in `finally:`.")
-    finally:
-        spy.release()
+        counter.release()
+    expect_hook_removed_on_failure(lambda failing: fn(failing, x.clone()), model, "relu2", x,
+                                   message="when the forward pass raises an error, your hook "
+                                           "stays on conv2: the line that removes it never "
+                                           "runs. Put the forward pass in `try:` and "
+                                           "handle.remove() in `finally:`.")
     return "The value is conv2's output, and no hook is left, even after a pass that raised."
 
 
@@ -424,13 +454,35 @@ p2 = Exercise(
     solution_text="answer = 0.7   # about two thirds: featviz.exercises.lesson04.relu_zero_share()",
     kind="predict",
     giveaways=("of conv1's values to zero",),
+    reference=relu_zero_share,
 )
+
+
+@functools.lru_cache(maxsize=1)
+def pool_vs_relu_change() -> str:
+    """'less', 'more' or 'same': how pool1's maps change after a one-pixel shift of the ten
+    example digits, relative to their size, against relu1's."""
+    from ..data import digit_examples
+
+    images, _ = digit_examples()
+    moved = torch.roll(images, 1, dims=-1)
+    model = models.pretrained()
+    with torch.no_grad():
+        change = {}
+        for name in ("relu1", "pool1"):
+            def upto(x: torch.Tensor, name: str = name) -> torch.Tensor:
+                x = model.relu1(model.conv1(x))
+                return model.pool1(x) if name == "pool1" else x
+            a, b = upto(images), upto(moved)
+            change[name] = float((a - b).abs().mean() / a.abs().mean())
+    ratio = change["pool1"] / change["relu1"]
+    return "less" if ratio < 0.95 else "more" if ratio > 1.05 else "same"
 
 
 def _pool_change(answer: Any) -> None:
     choice = as_choice(answer, {"less": ("smaller", "pool1 less"), "more": ("larger", "bigger"),
                                 "same": ("equal", "the same")}, "'less', 'more' or 'same'")
-    if choice == "less":
+    if choice == pool_vs_relu_change():
         return
     raise Wrong("a 2 x 2 max keeps its value when the maximum moves by a pixel inside the "
                 "block: pooling absorbs part of a small shift.")
@@ -445,6 +497,7 @@ p3 = Exercise(
               "maximum when the pattern moves one pixel and stays in the block?",
     solution_text="answer = 'less'",
     kind="predict",
+    reference=pool_vs_relu_change,
     giveaways=("mean change after a one-pixel shift",),
 )
 

@@ -332,21 +332,9 @@ def _peak_position(answer: Any) -> str:
         guard, spy = ModeGuard(given), HookSpy(given.modules())
         case = f"for {what}, {layer} channel {channel}, shift={shift}"
         try:
-            try:
-                got = _as_position(call(fn, given, image.clone(), layer, channel, shift,
-                                        returns="the (row, col) of the peak"))
-            except Wrong:
-                raise
-            except Exception as exc:   # the learner's error, told with the input that caused it
-                if "ellipsis" in str(exc).lower():
-                    raise          # a `...` left in the code: the framework says so
-                from . import _learner_frame
-
-                where = _learner_frame(exc, fn)
-                at = (f" (in {where[0]}, line {where[1]}" + (f": `{where[2]}`)" if where[2] else ")")
-                      if where else "")
-                raise Wrong(f"{case}, your code raised {type(exc).__name__}: {exc}{at}"
-                            .strip()) from exc
+            got = _as_position(call(fn, given, image.clone(), layer, channel, shift,
+                                    returns="the (row, col) of the peak",
+                                    on=f"{what}, layer={layer!r}, channel={channel}, shift={shift}"))
             guard.check()
             if not torch.equal(image, original):
                 raise Wrong("your function changed the image it was given; perturb makes a "

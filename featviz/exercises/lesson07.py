@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import (Exercise, HookSpy, ModeGuard, Questionnaire, Wrong, as_choice, as_number,
-               as_tensor_answer, call, call_on_model, expect_close, need_function)
+from . import (Exercise, ModeGuard, Questionnaire, Wrong, as_choice, as_number,
+               as_tensor_answer, call, call_on_model, expect_close,
+               expect_hook_removed_on_failure, need_function)
 from . import as_int as _as_int
 from . import reading as _reading
 
@@ -221,39 +222,6 @@ def _cam_inputs() -> torch.Tensor:
     return images[[3, 4, 9]].clone()
 
 
-class _FailingAfter(nn.Module):
-    """A layer that raises while armed, and otherwise runs the layer it wraps: the check makes
-    the forward pass fail after the hooked layer has run."""
-
-    def __init__(self, layer: nn.Module) -> None:
-        super().__init__()
-        self.layer = layer
-        self.armed = True
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.armed:
-            raise RuntimeError("a layer after the hooked one failed (the check made it fail on "
-                               "purpose)")
-        return self.layer(x)
-
-
-def _hook_left_after_failure(fn: Any, model: nn.Module, x: torch.Tensor) -> bool:
-    """Run ``fn`` on a copy of ``model`` whose fc1 raises after relu2 (the hooked layer) has
-    run: True when a hook of ``fn``'s is still on the model afterwards."""
-    failing = copy.deepcopy(model)
-    failing.fc1 = _FailingAfter(cast(nn.Module, failing.fc1))
-    spy = HookSpy(failing.modules())
-    try:
-        try:
-            fn(failing, x.clone(), failing.relu2, 3)
-        except Exception:  # noqa: BLE001 - the failure is the point; only the hooks matter here
-            pass
-        failing.fc1.armed = False
-        return bool(spy.live_hooks(failing, x))
-    finally:
-        spy.release()
-
-
 def _grad_cam_by_hand(answer: Any) -> str:
     from ..models import pretrained
 
@@ -270,11 +238,13 @@ def _grad_cam_by_hand(answer: Any) -> str:
         if tuple(got.shape) != tuple(expected.shape) \
                 or not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
             _explain_cam(got, expected, model, x, layer, name, target)
-    if _hook_left_after_failure(fn, model, x):
-        raise Wrong("your maps are right, but when the forward pass raises an error your hook "
-                    "stays on the layer: the line that removes it never runs, and the hook "
-                    "runs at every later pass. Put the forward pass in `try:` and "
-                    "handle.remove() in `finally:`.")
+    # fc1 runs after relu2, the hooked layer: make it fail, and no hook may stay
+    expect_hook_removed_on_failure(
+        lambda failing: fn(failing, x.clone(), failing.relu2, 3), model, "fc1", x,
+        message="your maps are right, but when the forward pass raises an error your hook "
+                "stays on the layer: the line that removes it never runs, and the hook "
+                "runs at every later pass. Put the forward pass in `try:` and "
+                "handle.remove() in `finally:`.")
     return ("It matches featviz.grad_cam(..., upsample=None) at four layers, within 1e-5, and "
             "leaves no hook behind, even after a forward pass that raised.")
 

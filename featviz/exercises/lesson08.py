@@ -1,7 +1,6 @@
 """Exercises of lesson 08 (beyond MNIST): a ResNet-18 and a photograph."""
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -9,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import (Exercise, HookSpy, Questionnaire, Wrong, as_int, call, call_on_model, expect_close,
-               need_function)
+from . import (Exercise, Questionnaire, Wrong, as_int, call, call_on_model, expect_close,
+               expect_hook_removed_on_failure, need_function)
 from . import as_number as _number
 from . import reading as _reading
 
@@ -217,33 +216,11 @@ def _layer_maps(answer: Any) -> str:
                                      "featviz.activations, which remove theirs.",
                             also=lambda: _same_statistics(model, stats))
         _compare_maps(got, model, images, layer)
-    _no_hook_after_failure(fn, model, images)
+    # pool1 runs after relu1, the hooked layer: make it fail, and no hook may stay
+    expect_hook_removed_on_failure(lambda failing: fn(failing, images.clone(), "relu1"),
+                                   model, "pool1", images)
     return ("Right for a conv, a ReLU, a batch-norm and a pooling layer of TinyRGB, and no hook "
             "is left even when the forward pass fails.")
-
-
-def _no_hook_after_failure(fn: Any, model: TinyRGB, images: torch.Tensor) -> None:
-    """Run ``fn`` on a copy of the model whose pass raises after relu1; no hook may stay."""
-    failing = copy.deepcopy(model)
-
-    def fail(module: nn.Module, args: Any) -> None:
-        raise RuntimeError("a later layer failed (the check made it fail on purpose)")
-
-    trap = failing.pool1.register_forward_pre_hook(fail)   # before the spy: not the learner's
-    spy = HookSpy(failing.modules())
-    try:
-        try:
-            fn(failing, images.clone(), "relu1")
-        except RuntimeError as exc:
-            if "on purpose" not in str(exc):
-                raise
-        trap.remove()
-        if spy.live_hooks(failing, images):
-            raise Wrong("when the forward pass raises an error, your hook stays on the layer: "
-                        "the line that removes it never runs. Put the forward pass in `try:` "
-                        "and handle.remove() in `finally:`.")
-    finally:
-        spy.release()
 
 
 def _same_statistics(model: nn.Module, stats: list[torch.Tensor]) -> None:
