@@ -23,7 +23,7 @@ q2 = Exercise(
 def _black(answer: Any) -> None:
     expected = (0.0 - MNIST_MEAN) / MNIST_STD
     value = as_number(answer)
-    if abs(value - expected) < 1e-3:
+    if abs(value - expected) < 0.01:        # -0.42, -0.424, -0.4242: a reading to two places
         return
     if abs(value) < 1e-9:
         raise Wrong("0 is a black pixel BEFORE normalisation; Normalize subtracts the mean first.")
@@ -31,6 +31,9 @@ def _black(answer: Any) -> None:
         raise Wrong("that is a white pixel; a black one is 0 before normalisation.")
     if abs(value - (-MNIST_MEAN)) < 1e-3:
         raise Wrong("you subtracted the mean; Normalize then divides by the std too.")
+    if abs(value - expected) < 0.05:
+        raise Wrong(f"close: {value:g} is {abs(value - expected):.2f} from the value; work it out "
+                    f"to two decimal places, (0 - mean) / std.")
     raise Wrong(f"{value:.4f} is not it. Normalize computes (x - mean) / std with x = 0.")
 
 
