@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 from typing import Any
 
@@ -132,17 +133,21 @@ def _layer_cases() -> tuple[tuple[int, int, int, int, int, int, str], ...]:
             for h in handles:
                 h.remove()
     for args in [(7, 3, 2, 1, 2), (10, 3, 1, 2, 3), (5, 5, 1, 0, 1), (6, 3, 3, 0, 1),
-                 (28, 5, 1, 2, 1), (1, 1, 1, 0, 1), (9, 2, 2, 0, 1)]:
+                 (28, 5, 1, 2, 1), (1, 1, 1, 0, 1), (9, 2, 2, 0, 1),
+                 # a stride that does not divide 2 x padding; a 2 x 2 window moved by 1
+                 (8, 3, 3, 1, 1), (11, 5, 4, 3, 1), (9, 2, 1, 0, 1), (10, 2, 1, 1, 1)]:
         cases.append((*args, _reference_size(*args), "a made-up layer"))
     return tuple(dict.fromkeys(cases))   # unique, in order
 
 
 def _as_size(got: Any, size: int, k: int, s: int, p: int, d: int) -> int:
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
+    if hasattr(got, "item") and not isinstance(got, bool) and getattr(got, "size", None) in (1, ()) \
+            or isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()               # a 0-d or one-element tensor or array, an np.int64
+    if isinstance(got, bool) or not isinstance(got, numbers.Real):
         raise Wrong(f"return the output size as a whole number (an int), not "
                     f"{type(got).__name__}.")
+    got = int(got) if isinstance(got, numbers.Integral) else float(got)
     if isinstance(got, float) and not got.is_integer():
         raise Wrong(f"for size={size}, kernel={k}, stride={s}, padding={p}, dilation={d} "
                     f"your function returns {got:g}: a layer fits a whole number of "
