@@ -937,14 +937,13 @@ def plot_comparison(
     shared_spec = None
     if norm == "shared":
         shared_spec = color_scale(np.concatenate([a.reshape(-1) for _, a, _, _ in selected]))
-    same_channels = len(counts) == 1 and len({tuple(o) for _, _, o, _ in selected}) == 1
     blocks = []
     dead_total = 0
-    for bi, (name, arr, order, _) in enumerate(selected):
+    for name, arr, order, _ in selected:
         rows, cols = grid_shape(len(order), min(cols_default, len(order)))
         spec = shared_spec or color_scale(arr)
-        # with the same channels in every row, numbering the first row is enough
-        labels = (bi == 0 or not same_channels) and (len(order) <= 128 or panel >= 0.45)
+        # every set of maps carries its channel numbers: the text may point at any of them
+        labels = len(order) <= 128 or panel >= 0.45
         panels = _map_panels(arr, order, norm="per-map" if norm == "per-map" else "shared",
                              cmap=cmap, labels=labels, spec=spec)
         dead = sum(p.dead for p in panels)

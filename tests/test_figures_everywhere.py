@@ -19,3 +19,13 @@ def test_image_subtitle_does_not_say_of_n():
     fig = plot_feature_maps(torch.rand(10, 4, 6, 6) + 0.1, index=2)
     text = _text(fig)
     assert "image 2" in text and "of 10" not in text
+
+
+def test_every_set_of_compared_maps_carries_its_channel_numbers():
+    from featviz.plots import plot_comparison
+
+    maps = torch.rand(16, 5, 5)
+    fig = plot_comparison({"untrained": maps, "trained": maps * 2}, norm="shared", ncols=8)
+    texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
+    # "12" numbers a tile in each of the two sets (the colour bar's ticks are fractions)
+    assert texts.count("12") == 2, texts
