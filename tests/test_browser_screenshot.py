@@ -7,20 +7,17 @@ Skipped without Chromium or Playwright, failed instead when FEATVIZ_REQUIRE_BROW
 """
 from __future__ import annotations
 
-import importlib.util
 
 import pytest
 from _browser import REPO, SERVER_START_S, find_chromium
+from _scripts import load_script
 
 import featviz
 from featviz._style import grid_shape
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("screenshots", REPO / "scripts" / "screenshots.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("screenshots")
 
 
 @pytest.mark.timeout(SERVER_START_S + 600)

@@ -232,15 +232,18 @@ def says_look_above(asked: Asked) -> bool:
     return LOOK_ABOVE.search(asked.prompt) is not None
 
 
+TABLE_ROW = re.compile(r"\s*[\w .'-]{1,30}:\s")   # "step 300: ...", a row of a printed table
+
+
 def _menu_lines(text: str) -> str:
     """``text`` without the lines that list alternatives: a line of three or more
     comma-separated items, or a row of a table of three or more rows that each start with a
     label and a colon. A name printed there is one option among several, not the answer."""
     lines = _normalise(text).splitlines()
-    rows = sum(1 for line in lines if re.match(r"\s*[\w .'-]{1,30}:\s", line))
-    return "\n".join(line for line in lines
-                     if line.count(",") < 2
-                     and not (rows >= 3 and re.match(r"\s*[\w .'-]{1,30}:\s", line)))
+    is_row = [TABLE_ROW.match(line) is not None for line in lines]
+    table = sum(is_row) >= 3
+    return "\n".join(line for line, row in zip(lines, is_row)
+                     if line.count(",") < 2 and not (table and row))
 
 
 def matches(texts: Iterable[tuple[str, str]], seen: Iterable[Piece]) -> list[tuple[str, Piece]]:

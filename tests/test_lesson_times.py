@@ -3,25 +3,16 @@ README's table and totals) are what scripts/lesson_times.py computes from the co
 notebooks, and the estimator counts what it says it counts."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 
 import nbformat
 import pytest
 from _browser import REPO
+from _scripts import load_script
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("lesson_times", REPO / "scripts" / "lesson_times.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module        # a dataclass needs its module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-lt = _script()
+lt = load_script("lesson_times")
 FOUND = lt.estimates()
 
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import json
 import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +33,7 @@ import featviz
 pytest.importorskip("ipywidgets")
 pytest.importorskip("anywidget")
 from _browser import copy_to_artifacts, draw_stroke  # noqa: E402
+from _scripts import load_script  # noqa: E402
 from test_notebook_hygiene import MACHINE_PATH, OBJECT_REPR, PROGRESS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,15 +47,7 @@ SEVEN_KINKED = [(0.22, 0.18), (0.78, 0.18), (0.62, 0.45), (0.47, 0.86)]
 HYGIENE = {"machine path": MACHINE_PATH, "object repr": OBJECT_REPR, "progress bar": PROGRESS}
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "scripts" / "build_site.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-build_site = _builder()
+build_site = load_script("build_site")
 
 
 def _widget_numbers() -> dict[str, int]:
