@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
     from .hooks import activations, batched_activations, capture, layers, resolve_layers
     from .imagenet import WeightsUnavailable, imagenet_model
     from .netspec import UnsupportedModel, browser_network, why_not_browser
+    from . import stats as stats
     from .models import (SimpleCNN, default_device, load_checkpoint, pretrained,
                          pretrained_snapshots, save_checkpoint)
     from .perturbation import mnist_style, perturb
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
                         plot_filters, plot_images, plot_overlay, plot_top_activating)
     from .resnets import SmallResNet
     from .selfcheck import doctor
+    from .stats import channel_stats, map_stability, robustness
     from .training import evaluate, fit, predict
     from .widgets.explorer_widget import explorer
     from .widgets.sketchpad_widget import sketchpad
@@ -113,6 +115,10 @@ _EXPORTS: dict[str, str] = {
     "SmallResNet": "resnets",
     "imagenet_model": "imagenet",
     "WeightsUnavailable": "imagenet",
+    # dataset-wide statistics
+    "channel_stats": "stats",
+    "robustness": "stats",
+    "map_stability": "stats",
     # course
     "doctor": "selfcheck",
 }
@@ -120,19 +126,19 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {
     "data", "models", "training", "hooks", "plots", "widgets",
     "explain", "exercises", "selfcheck", "perturbation", "convolution",
-    "geometry", "imagenet", "resnets", "netspec",
+    "geometry", "imagenet", "resnets", "netspec", "stats",
 }
 
 __all__ = [  # the lazy names below, spelled out (tests/test_package.py holds them equal)
     "ConvArithmetic", "MNIST_MEAN", "MNIST_RANGE", "MNIST_STD", "SimpleCNN", "SmallResNet",
     "UnsupportedModel", "WeightsUnavailable", "activations", "batched_activations",
-    "browser_network", "capture", "conv_arithmetic", "data_source", "default_device",
+    "browser_network", "capture", "channel_stats", "conv_arithmetic", "data_source", "default_device",
     "digit_batch", "digit_examples", "doctor", "evaluate", "explorer", "fit", "grad_cam",
-    "imagenet_model", "layers", "load_checkpoint", "load_mnist", "maximize_activation",
+    "imagenet_model", "layers", "load_checkpoint", "load_mnist", "map_stability", "maximize_activation",
     "mnist_denormalize", "mnist_normalize", "mnist_style", "mnist_tensors", "occlusion",
     "perturb", "place_by_receptive_field", "plot_attribution_grid", "plot_comparison",
     "plot_feature_maps", "plot_filters", "plot_images", "plot_overlay", "plot_top_activating",
-    "predict", "pretrained", "pretrained_snapshots", "receptive_field", "resolve_layers",
+    "predict", "pretrained", "pretrained_snapshots", "receptive_field", "resolve_layers", "robustness",
     "saliency", "save_checkpoint", "sketchpad", "top_activating", "why_not_browser",
     "__version__",
 ]
