@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import distributed as _dist
 from . import hooks
 from ._torch import as_batch, inference_mode, model_device, model_dtype, run_model
 from .geometry import ReceptiveField, place_by_receptive_field, receptive_field
@@ -193,6 +194,8 @@ def top_activating(
     batch_size: int = 256,
     device: str | torch.device | None = None,
     patches: bool = True,
+    distributed: bool | None = None,
+    stop_after: bool | str = "auto",
 ) -> TopActivations | dict[int, TopActivations]:
     """The ``k`` images of ``data`` that excite a channel of ``layer`` most.
 
@@ -211,6 +214,12 @@ def top_activating(
     k : how many images per channel (fewer if ``data`` is smaller).
     patches : crop each image to the receptive field of the strongest unit;
         False skips the receptive-field calculation (for layers it cannot follow).
+
+    distributed : with ``torch.distributed`` initialised (``None``: auto), each rank
+        scans its shard and the top ``k`` are merged, so every rank returns what one
+        process returns (see :mod:`featviz.distributed`); ``False`` opts out.
+    stop_after : end each forward pass at ``layer`` (early exit; ``"auto"``: where safe,
+        see :class:`featviz.hooks.Capture`).
 
     An image's score for a channel is the channel's maximum over positions.
     Ties go to the earlier image.
@@ -233,11 +242,14 @@ def top_activating(
     top = None  # running best (values, positions, scan indices), each (m, C[, 2]), m <= k
     pool: dict[int, tuple[torch.Tensor, Any]] = {}  # scan index -> (image, label), if kept
     source = _random_access(data)
+    split = _dist.active(distributed)
     seen = 0
     spatial, image_size, n_channels = False, None, None
     with inference_mode(model, requires_grad=False):
         for images, labels, acts in hooks.batched_activations(
-                model, data, [name], batch_size=batch_size, device=device, reduce="max"):
+                model, _dist.shard(data, batch_size) if split else data, [name],
+                batch_size=batch_size, device=device, reduce="max", distributed=False,
+                stop_after=stop_after):
             a = acts[name].detach()  # maps reduced in the hook: (b, C, [max, row, col])
             images = torch.as_tensor(images)  # numpy batches come as they were given
             labels = torch.as_tensor(labels) if labels is not None else None
@@ -254,12 +266,14 @@ def top_activating(
             else:
                 vals, where = a.float(), torch.zeros(*a.shape, 2, dtype=torch.long)
             idx = torch.arange(seen, seen + b).unsqueeze(1).expand_as(vals)
-            top = _merge_top(top, vals, where, idx, k)
+            top = _merge_top(top, vals, where, _dist.global_index(idx) if split else idx, k)
             if source is None:
                 _keep_ranked(pool, top[2], images, labels, seen)
             seen += b
     if top is None or n_channels is None:  # set together, by the first batch
         raise ValueError("data holds no images; top_activating needs at least one.")
+    if split:  # every shard of a distributed scan can be read again by index
+        top = _dist.merge_top(top, k)
 
     rf = None
     if spatial and patches:

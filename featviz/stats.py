@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from . import distributed as _dist
 from . import hooks
 from ._torch import as_batch, batches, check_device, inference_mode, run_model
 from .geometry import one_layer, receptive_field
@@ -32,11 +33,13 @@ Shift = Union[int, tuple[int, int]]
 
 # --------------------------------------------------------------------------- helpers
 
-def _scan(model: nn.Module, data: Any, batch_size: int, device: Any,
-          who: str) -> Iterator[tuple[Tensor, Any]]:
-    """``(images on the model's device, labels_or_None)`` batches of ``data``."""
+def _scan(model: nn.Module, data: Any, batch_size: int, device: Any, who: str,
+          split: bool) -> Iterator[tuple[Tensor, Any]]:
+    """``(images on the model's device, labels_or_None)`` batches of ``data`` (this rank's
+    shard of it when ``split``)."""
     check_device(model, device)
-    for images, labels in batches(data, batch_size, who=who):
+    for images, labels in batches(_dist.shard(data, batch_size) if split else data, batch_size,
+                                  who=who):
         x, _ = as_batch(images, model, what=f"{who}: the images")
         yield x, labels
 
@@ -87,9 +90,9 @@ def _rows(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _reduce_sums(sums: dict[str, Tensor], merge: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None
-                 ) -> dict[str, Tensor]:
-    return sums if merge is None else merge(sums)
+def _reduce_sums(sums: dict[str, Tensor], split: bool) -> dict[str, Tensor]:
+    """The running sums over all ranks (O(C) numbers each), or as they are."""
+    return _dist.merge_sums(sums) if split else sums
 
 
 # --------------------------------------------------------------------------- channel_stats
@@ -136,12 +139,16 @@ def _per_image(t: Tensor) -> Tensor:
 
 def channel_stats(model: nn.Module, data: Any, layer: str, *, threshold: float = 0.0,
                   batch_size: int = 256, device: str | torch.device | None = None,
-                  _merge: Any = None) -> ChannelStats:
+                  distributed: bool | None = None, stop_after: bool | str = "auto") -> ChannelStats:
     """Each channel's mean and maximum activation over ``data``, how often it fires, and
     which channels are dead (never above ``threshold`` on any image).
 
     ``data`` is anything ``featviz.hooks.batched_activations`` takes; ``layer`` has maps
     ``(N, C, H, W)`` (or ``(N, C, L)``) or features ``(N, C)`` (a linear layer's units).
+    ``distributed`` (all three functions): with ``torch.distributed`` initialised (``None``:
+    auto), each rank scans its shard and the sums are merged, so every rank returns what
+    one process returns (:mod:`featviz.distributed`); ``False`` opts out. ``stop_after``:
+    end each pass at ``layer`` where safe (:class:`featviz.hooks.Capture`).
 
     >>> import featviz, torch
     >>> s = channel_stats(featviz.SimpleCNN(), torch.zeros(4, 1, 28, 28), "relu1")
@@ -153,9 +160,11 @@ def channel_stats(model: nn.Module, data: Any, layer: str, *, threshold: float =
         raise TypeError(f"threshold must be a finite number, got {threshold!r}.")
     name, _ = one_layer(model, layer)
     sums: dict[str, Tensor] = {}
+    split = _dist.active(distributed)
     with inference_mode(model, requires_grad=False):
         for _, _, acts in hooks.batched_activations(model, data, [name], batch_size=batch_size,
-                                                    device=device, reduce=_per_image):
+                                                    device=device, reduce=_per_image,
+                                                    distributed=split, stop_after=stop_after):
             a = acts[name].double()  # (b, C, [mean, max])
             if a.dim() != 3:
                 raise ValueError(f"layer {name!r} outputs {tuple(a.shape)[:-1]}: channel_stats "
@@ -168,7 +177,7 @@ def channel_stats(model: nn.Module, data: Any, layer: str, *, threshold: float =
             sums["max"] = torch.maximum(sums["max"], best) if "max" in sums else best
     if not sums:
         raise ValueError("data holds no images; channel_stats needs at least one.")
-    sums = _reduce_sums(sums, _merge)
+    sums = _reduce_sums(sums, split)
     n = int(sums["n"].item())
     frac = (sums["active"] / n).float()
     return ChannelStats(layer=name, n_images=n, threshold=float(threshold),
@@ -209,7 +218,7 @@ class Robustness:
 def robustness(model: nn.Module, data: Any, *, shifts: Sequence[Shift] = (1, 2, 3, 4, 5, 6),
                rotations: Sequence[float] = (-30, -15, 15, 30), fill: Any = None,
                batch_size: int = 256, device: str | torch.device | None = None,
-               _merge: Any = None) -> Robustness:
+               distributed: bool | None = None) -> Robustness:
     """Classification accuracy on ``data`` (images with labels) as given, shifted and rotated.
 
     shifts : ints ``d`` (the mean accuracy over the shifts by ``d`` px down, up, right and
@@ -236,9 +245,9 @@ def robustness(model: nn.Module, data: Any, *, shifts: Sequence[Shift] = (1, 2, 
             raise TypeError(f"rotations takes angles in degrees, got {g!r}.")
         plans.append(("rotation", g, [functools.partial(_rotated, degrees=g, fill=fill)]))
     correct = torch.zeros(sum(len(p[2]) for p in plans), dtype=torch.float64)
-    n = 0
+    n, split = 0, _dist.active(distributed)
     with inference_mode(model, requires_grad=False):
-        for x, labels in _scan(model, data, batch_size, device, "robustness"):
+        for x, labels in _scan(model, data, batch_size, device, "robustness", split):
             if labels is None:
                 raise ValueError("robustness needs labels: pass (images, labels), or a Dataset "
                                  "or DataLoader that yields (image, label).")
@@ -252,7 +261,7 @@ def robustness(model: nn.Module, data: Any, *, shifts: Sequence[Shift] = (1, 2, 
     if n == 0:
         raise ValueError("data holds no images; robustness needs at least one.")
     sums = _reduce_sums({"correct": correct, "n": torch.tensor([float(n)], dtype=torch.float64)},
-                        _merge)
+                        split)
     acc, total = (sums["correct"] / sums["n"]).tolist(), int(sums["n"].item())
     col, out = 0, {"clean": {}, "shift": {}, "rotation": {}}  # type: ignore[var-annotated]
     for kind, key, fns in plans:
@@ -312,7 +321,8 @@ def _units(pixels: int, stride: int) -> int:
 
 def map_stability(model: nn.Module, data: Any, layer: str, *, shift: Shift = 4,
                   exact: bool = False, fill: Any = None, batch_size: int = 256,
-                  device: str | torch.device | None = None, _merge: Any = None) -> MapStability:
+                  device: str | torch.device | None = None, distributed: bool | None = None,
+                  stop_after: bool | str = "auto") -> MapStability:
     """How stable the maps of ``layer`` are when the image moves by ``shift`` pixels.
 
     Each image is shifted (an int ``d``: the four shifts by ``d`` px down, up, right and
@@ -337,9 +347,10 @@ def map_stability(model: nn.Module, data: Any, layer: str, *, shift: Shift = 4,
     rf, units = None, []
     total = torch.zeros(0, dtype=torch.float64)
     count = torch.zeros(0, dtype=torch.float64)
-    n = 0
+    n, split = 0, _dist.active(distributed)
+    cap = hooks.capture(model, [name], stop_after=stop_after)
     with inference_mode(model, requires_grad=False):
-        for x, _ in _scan(model, data, batch_size, device, "map_stability"):
+        for x, _ in _scan(model, data, batch_size, device, "map_stability", split):
             if rf is None:
                 rf = receptive_field(model, name, input_size=tuple(x.shape[1:]))
                 sy, sx = rf.stride
@@ -354,7 +365,7 @@ def map_stability(model: nn.Module, data: Any, layer: str, *, shift: Shift = 4,
                     raise ValueError(f"shift={shift!r} moves the maps of {name!r} (size "
                                      f"{rf.output_size}) out of the frame; give a smaller shift.")
             stack = torch.cat([x] + [_shifted(x, dy, dx, fill) for dy, dx in moves])
-            maps = hooks.activations(model, stack, [name])[name].double()
+            maps = cap.run(stack)[name].double()
             b = len(x)
             orig = maps[:b]
             for i, (my, mx) in enumerate(units):
@@ -372,7 +383,7 @@ def map_stability(model: nn.Module, data: Any, layer: str, *, shift: Shift = 4,
     if rf is None:
         raise ValueError("data holds no images; map_stability needs at least one.")
     sums = _reduce_sums({"total": total, "count": count,
-                         "n": torch.tensor([float(n)], dtype=torch.float64)}, _merge)
+                         "n": torch.tensor([float(n)], dtype=torch.float64)}, split)
     per = (sums["total"] / sums["count"]).float()  # 0 / 0: nan for a channel always zero
     good = per[~per.isnan()]
     return MapStability(layer=name, shift=key, per_channel=per,  # type: ignore[arg-type]

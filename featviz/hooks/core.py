@@ -99,6 +99,10 @@ class CaptureOptions:
         return t.to("cpu" if self.to_cpu else t.device, dtype or t.dtype, copy=not fresh)
 
 
+class _StopForward(Exception):
+    """Raised by the hook of the last layer a pass needs, to end the pass there (early exit)."""
+
+
 @dataclasses.dataclass
 class _Hook:
     """One hooked layer: its name, its rank in ``layers=``, its calls in the current pass."""
@@ -110,12 +114,30 @@ class _Hook:
 
 class Capture:
     """What :func:`capture` returns: each ``with`` block (or ``start()`` ... ``stop()``) gives
-    a fresh :class:`Activations`, so one capture serves many blocks."""
+    a fresh :class:`Activations`, so one capture serves many blocks.
 
-    def __init__(self, model: nn.Module, layers: LayerSpec = None, **options: Any) -> None:
+    ``stop_after`` (early exit, used by :meth:`run`, :func:`activations` and
+    :func:`batched_activations`): end each forward pass as soon as the last of ``layers``
+    has produced its output, so nothing after it runs; ``acts.output`` is then None.
+    The first pass checks on one image that it is safe: every layer is reached once
+    per pass. It is not safe, and ``stop_after=True`` raises a ``ValueError``, when a
+    layer runs twice in one pass (a module reused), when the model is in train mode
+    (later layers such as BatchNorm would miss their update), or with ``grad=True`` /
+    ``detach=False`` (the output downstream is needed). ``stop_after="auto"`` uses early
+    exit where it is safe and full passes otherwise. Hooks are removed and the model's
+    state is left as it was in every case.
+    """
+
+    def __init__(self, model: nn.Module, layers: LayerSpec = None, *,
+                 stop_after: Union[bool, str] = False, **options: Any) -> None:
         check_model(model)
         self.model, self.names = model, resolve_layers(model, layers)
         self.options = CaptureOptions(**options)
+        if stop_after not in (True, False, "auto"):
+            raise ValueError(f"stop_after takes True, False or 'auto', got {stop_after!r}.")
+        self.stop_after = stop_after
+        self._stop: str | None = None  # the layer whose output ends a pass, while run() runs
+        self._plan: str | None | bool = False  # False: not checked yet; None: unsafe
         self.acts = Activations(self.names)
         self._handles: list[Any] = []
         self._depth = 0  # > 0 while the model's own forward() runs
@@ -145,6 +167,42 @@ class Capture:
             slot = acts._add(key + path, (hook.rank, hook.calls, seq), opts.store(hook.name, t))
             if opts.grad and t.requires_grad:
                 acts.grads._watch(key + path, slot, t, functools.partial(opts.store, hook.name))
+        if self._stop == hook.name and self._depth == 1:
+            raise _StopForward
+
+    def _unsafe(self) -> str | None:
+        """Why early exit cannot be used with these options, or None."""
+        if self.options.grad or not self.options.detach:
+            return "grad=True / detach=False need the pass to go on to the output"
+        if any(m.training for m in self.model.modules()):
+            return "the model is in train mode: the layers after the last one would miss their update"
+        return None
+
+    def _check_plan(self, x: Tensor) -> str | None:
+        """The layer after which a pass can stop, from one full pass on one image; or None."""
+        why = self._unsafe()
+        order: list[str] = []
+        if why is None:
+            named = dict(self.model.named_modules())
+            handles = [named[n].register_forward_hook(
+                lambda m, a, o, n=n: order.append(n)) for n in self.names]
+            try:
+                with torch.no_grad():
+                    run_model(self.model, x[:1])
+            finally:
+                for h in handles:
+                    h.remove()
+            twice = sorted({n for n in order if order.count(n) > 1})
+            if twice:
+                why = f"layer {twice[0]!r} runs more than once in one pass"
+            elif set(order) != set(self.names):
+                why = f"layer {sorted(set(self.names) - set(order))[0]!r} does not run in a pass"
+        if why is not None:
+            if self.stop_after is True:
+                raise ValueError(f"stop_after=True is not safe here: {why}. "
+                                 "Use stop_after='auto' (full passes where unsafe) or False.")
+            return None
+        return order[-1]
 
     def start(self) -> Activations:
         """Register the hooks and return the (live) :class:`Activations`."""
@@ -173,8 +231,17 @@ class Capture:
     def run(self, x: Any) -> Activations:
         """``model(x)`` once inside this capture (no graph unless ``grad``/``detach=False``)."""
         x = as_tensor(x, self.model)
-        with torch.set_grad_enabled(self.options.grad or not self.options.detach), self as acts:
-            acts.output = run_model(self.model, x)
+        if self.stop_after and self._plan is False:
+            self._plan = self._check_plan(x) if x.dim() > 0 and len(x) else False
+        self._stop = self._plan if self.stop_after and isinstance(self._plan, str) else None
+        try:
+            with torch.set_grad_enabled(self.options.grad or not self.options.detach), self as acts:
+                try:
+                    acts.output = run_model(self.model, x)
+                except _StopForward:
+                    acts.output = None
+        finally:
+            self._stop = None
         return acts
 
     __enter__ = start
@@ -218,10 +285,21 @@ def activations(model: nn.Module, x: Any, layers: LayerSpec = None, **options: A
 
 
 def batched_activations(model: nn.Module, data: Any, layers: LayerSpec = None,
-                        batch_size: int = 256, device: str | torch.device | None = None,
+                        batch_size: int = 256, device: str | torch.device | None = None, *,
+                        distributed: bool | None = None, stop_after: Union[bool, str] = False,
                         **options: Any) -> Iterator[tuple[Tensor, Tensor | None, Activations]]:
     """Stream ``(images, labels_or_None, acts)`` over ``data`` (images, an ``(images, labels)``
     pair, a Dataset or a DataLoader) one batch at a time; ``device``, if given, is checked.
+
+    A DataLoader's own ``num_workers`` and ``pin_memory`` are used; pinned batches go to a
+    GPU model with ``non_blocking`` copies. ``stop_after``: early exit, see :class:`Capture`.
+
+    distributed : with ``reduce=`` and ``torch.distributed`` initialised (``None``: auto;
+        ``False`` opts out), each rank streams only its shard, images ``rank::world``
+        (see :mod:`featviz.distributed`); merging the reduced results is the caller's,
+        e.g. with ``featviz.distributed.merge_sums``. Without ``reduce=`` nothing is
+        split (whole maps cannot be merged cheaply): every rank streams all of ``data``,
+        and ``distributed=True`` raises a ``ValueError``.
 
     >>> import featviz, torch
     >>> x = torch.zeros(10, 1, 28, 28)
@@ -229,7 +307,15 @@ def batched_activations(model: nn.Module, data: Any, layers: LayerSpec = None,
     ...                                                      batch_size=8, reduce="max")]
     [torch.Size([8, 32, 3]), torch.Size([2, 32, 3])]
     """
-    cap = Capture(model, layers, **options)
+    from .. import distributed as dist
+
+    if distributed and options.get("reduce") is None:
+        raise ValueError("distributed=True needs reduce= (e.g. reduce='max'): whole maps cannot "
+                         "be merged across ranks cheaply. Pass reduce=, or distributed=False.")
+    split = options.get("reduce") is not None and dist.active(distributed)
+    cap = Capture(model, layers, stop_after=stop_after, **options)
     check_device(model, device)
-    for images, labels in batches(data, batch_size):
-        yield images, labels, cap.run(images)
+    target = next((t.device for t in model.parameters()), torch.device("cpu"))
+    for images, labels in batches(dist.shard(data, batch_size) if split else data, batch_size):
+        pinned = target.type == "cuda" and isinstance(images, Tensor) and images.is_pinned()
+        yield images, labels, cap.run(images.to(target, non_blocking=True) if pinned else images)
