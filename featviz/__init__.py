@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
     from .netspec import UnsupportedModel, browser_network, why_not_browser
     from . import stats as stats
     from .models import (SimpleCNN, default_device, load_checkpoint, pretrained,
-                         pretrained_snapshots, save_checkpoint)
+                         pretrained_snapshots, pretrained_variant, save_checkpoint)
     from .perturbation import mnist_style, perturb
     from .plots import (plot_attribution_grid, plot_comparison, plot_feature_maps,
                         plot_filters, plot_images, plot_overlay, plot_top_activating)
@@ -70,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "SimpleCNN": "models",
     "pretrained": "models",
     "pretrained_snapshots": "models",
+    "pretrained_variant": "models",
     "save_checkpoint": "models",
     "load_checkpoint": "models",
     "default_device": "models",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Callable, cast
 
 import torch
 import torch.fx
@@ -19,7 +19,38 @@ from ._assets import verified_asset
 
 PRETRAINED_FILE = "simplecnn_mnist.pt"
 SNAPSHOTS_FILE = "simplecnn_snapshots.pt"
+VARIANTS_FILE = "simplecnn_variants.pt"
 _FORMAT = "featviz-checkpoint"
+
+
+class AntialiasedMaxPool2d(nn.Module):
+    """Max pooling that blurs before it subsamples (Zhang 2019, "Making Convolutional
+    Networks Shift-Invariant Again"): a 2x2 max with stride 1, then a fixed 3x3 binomial
+    blur ([1, 2, 1] outer [1, 2, 1] / 16) applied with stride 2 and padding 1.
+
+    Its output has the size of ``nn.MaxPool2d(2)``'s on even inputs. Both steps are
+    ordinary modules (``max``, ``blur``), so receptive fields and hooks see through it;
+    the blur is fixed (``requires_grad`` False) and is not trained.
+
+    >>> AntialiasedMaxPool2d(16)(torch.randn(1, 16, 24, 24)).shape
+    torch.Size([1, 16, 12, 12])
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        self.max = nn.MaxPool2d(2, stride=1)
+        self.blur = nn.Conv2d(channels, channels, 3, stride=2, padding=1, groups=channels,
+                              bias=False)
+        row = torch.tensor([1.0, 2.0, 1.0])
+        kernel = (row[:, None] * row[None, :]) / 16
+        with torch.no_grad():
+            self.blur.weight.copy_(kernel.expand(channels, 1, 3, 3))
+        self.blur.weight.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blur(self.max(x))
 
 
 class SimpleCNN(nn.Module):
@@ -32,19 +63,25 @@ class SimpleCNN(nn.Module):
         flatten (N, 512) -> fc1 (N, 120) -> relu3 -> fc2 (N, 84) -> relu4 -> fc3 (N, 10)
 
     Every ReLU is its own, not in-place, module, so each stage can be captured.
+
+    ``antialias=True`` makes ``pool1`` and ``pool2`` :class:`AntialiasedMaxPool2d`
+    (Zhang 2019): the same names and shapes, maps that move more smoothly with the image.
     """
 
     input_shape = (1, 28, 28)
     featviz_meta: dict[str, Any]  # set by load_checkpoint and pretrained_snapshots
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, *, antialias: bool = False) -> None:
         super().__init__()
+        self.antialias = bool(antialias)
+        pool: Callable[[int], nn.Module] = (
+            AntialiasedMaxPool2d if antialias else (lambda channels: nn.MaxPool2d(2)))
         self.conv1 = nn.Conv2d(1, 16, kernel_size=5)
         self.relu1 = nn.ReLU()
-        self.pool1 = nn.MaxPool2d(2)
+        self.pool1 = pool(16)
         self.conv2 = nn.Conv2d(16, 32, kernel_size=5)
         self.relu2 = nn.ReLU()
-        self.pool2 = nn.MaxPool2d(2)
+        self.pool2 = pool(32)
         self.flatten = nn.Flatten()
         self.fc1 = nn.Linear(32 * 4 * 4, 120)
         self.relu3 = nn.ReLU()
@@ -180,7 +217,9 @@ def load_checkpoint(
                 f"{path} was saved from a {arch}, which featviz cannot build by itself; "
                 f"pass the model: load_checkpoint(path, model={arch}(...))."
             )
-        model = _ARCHITECTURES[arch]()
+        # an anti-aliased SimpleCNN is told apart by its blur weights
+        extra = {"antialias": True} if arch == "SimpleCNN" and "pool1.blur.weight" in data["state_dict"] else {}
+        model = _ARCHITECTURES[arch](**extra)
     load_state(model, data["state_dict"], source=f"checkpoint {path}")
     # torch types Module.__setattr__ for tensors and modules, but any attribute may be set
     model.featviz_meta = dict(data.get("meta") or {})  # type: ignore[assignment]
@@ -214,3 +253,34 @@ def pretrained_snapshots(device: str | torch.device | None = None) -> list[tuple
         out.append((snap["label"], model.to(device) if device is not None else model))
     return out
 
+
+
+def pretrained_variant(variant: str = "baseline", seed: int = 0,
+                       device: str | torch.device | None = None) -> SimpleCNN:
+    """A SimpleCNN variant trained on the full MNIST by ``scripts/train_lesson09.py``.
+
+    variant : ``"baseline"`` (the recipe of :func:`pretrained`), ``"augmented"`` (shifts
+        up to 6 px and rotations up to 30 degrees), ``"antialiased"`` (anti-aliased
+        pooling), ``"both"``, or ``"targeted"`` (the baseline with the loss on 4s and 9s
+        weighted up). ``featviz_meta`` holds the recipe and the test accuracy.
+    seed : 0, 1 or 2: the same recipe trained from three initialisations.
+
+    The file is made by ``python scripts/train_lesson09.py``; until it is, this raises
+    ``FileNotFoundError``.
+    """
+    data = torch.load(verified_asset(VARIANTS_FILE), map_location="cpu", weights_only=True)
+    variants = data["variants"]
+    if variant not in variants:
+        raise ValueError(f"variant={variant!r} is not shipped; choose one of {sorted(variants)}.")
+    entry = variants[variant]
+    runs = entry["seeds"]
+    if str(seed) not in runs:
+        raise ValueError(f"seed={seed!r}: {variant!r} is shipped with seeds "
+                         f"{sorted(int(k) for k in runs)}.")
+    run = runs[str(seed)]
+    model = SimpleCNN(antialias=bool(entry["antialias"]))
+    load_state(model, run["state_dict"], source=f"variant {variant!r}, seed {seed}")
+    model.featviz_meta = {"variant": variant, "seed": seed, "recipe": entry["recipe"],
+                          "test_accuracy": run["test_accuracy"]}
+    model.eval()
+    return model.to(device) if device is not None else model
