@@ -34,6 +34,9 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
                        digit_examples, load_mnist, mnist_denormalize, mnist_normalize,
                        mnist_tensors)
     from .explain import grad_cam, maximize_activation, occlusion, saliency, top_activating
+    from . import attribution as attribution
+    from .attribution import (FaithfulnessCurve, deletion_curve, faithfulness_curve, insertion_curve,
+                              integrated_gradients, plot_faithfulness, random_ranking)
     from .geometry import place_by_receptive_field, receptive_field
     from .hooks import activations, batched_activations, capture, layers, resolve_layers
     from .imagenet import WeightsUnavailable, imagenet_model
@@ -103,6 +106,13 @@ _EXPORTS: dict[str, str] = {
     "saliency": "explain",
     "grad_cam": "explain",
     "occlusion": "explain",
+    "integrated_gradients": "attribution",
+    "faithfulness_curve": "attribution",
+    "deletion_curve": "attribution",
+    "insertion_curve": "attribution",
+    "random_ranking": "attribution",
+    "plot_faithfulness": "attribution",
+    "FaithfulnessCurve": "attribution",
     # probing the input, one convolution taken apart
     "perturb": "perturbation",
     "mnist_style": "perturbation",
@@ -127,10 +137,12 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {
     "data", "models", "training", "hooks", "plots", "widgets",
     "explain", "exercises", "selfcheck", "perturbation", "convolution",
-    "geometry", "imagenet", "resnets", "netspec", "stats",
+    "geometry", "imagenet", "resnets", "netspec", "stats", "attribution",
 }
 
 __all__ = [  # the lazy names below, spelled out (tests/test_package.py holds them equal)
+    "FaithfulnessCurve", "deletion_curve", "faithfulness_curve", "insertion_curve",
+    "integrated_gradients", "plot_faithfulness", "random_ranking",
     "ConvArithmetic", "MNIST_MEAN", "MNIST_RANGE", "MNIST_STD", "SimpleCNN", "SmallResNet",
     "UnsupportedModel", "WeightsUnavailable", "activations", "batched_activations",
     "browser_network", "capture", "channel_stats", "conv_arithmetic", "data_source", "default_device",
