@@ -11,6 +11,12 @@ images with the full data; the 10,000-image sample otherwise).
 - naive: run the same batches, keep every conv2 activation (60,000 x 32 x 8 x 8
   floats, about 490 MB), concatenate, then sort each channel.
 
+A second table (``--floor``, on by default) puts the scan against its floor: a
+plain forward pass truncated at the layer (the model's children up to the
+layer, as an ``nn.Sequential``, under ``torch.no_grad``), on the SimpleCNN
+(``conv2``) and on torchvision's ResNet-18 (``layer1``, 64x64 random inputs, no
+weights needed), with and without early exit (``stop_after``).
+
 Both run in this process, alternately, ``--repeats`` times; the script prints the
 median wall time and the median peak memory of each, and their ratios.
 
@@ -86,6 +92,56 @@ def measure(fn: Callable[[], object]) -> tuple[float, float | None]:
     return seconds, peak
 
 
+# --------------------------------------------------------------------------- the floor
+
+
+def truncated(model: torch.nn.Module, layer: str) -> torch.nn.Sequential:
+    """The model's direct children up to and including ``layer``: a forward pass that
+    stops there (valid for models whose forward runs their children in order)."""
+    kept = []
+    for name, child in model.named_children():
+        kept.append(child)
+        if name == layer:
+            return torch.nn.Sequential(*kept)
+    raise ValueError(f"{layer!r} is not a direct child of the model")
+
+
+def floor_table(repeats: int, batch_size: int, simple_images: torch.Tensor) -> None:
+    """Median seconds of the truncated pass, the scan with early exit and without."""
+    import torchvision
+
+    torch.manual_seed(0)
+    cases = [("SimpleCNN conv2", featviz.pretrained().eval(), "conv2", simple_images),
+             ("ResNet-18 layer1 64x64", torchvision.models.resnet18(weights=None).eval(),
+              "layer1", torch.randn(2048, 3, 64, 64))]
+    print(f"\n{'':24s} {'floor':>9s} {'early exit':>11s} {'full pass':>10s} "
+          f"{'early/floor':>12s} {'full/floor':>11s}")
+    for label, model, layer, images in cases:
+        cut = truncated(model, layer)
+
+        def floor(cut=cut, images=images) -> None:
+            with torch.no_grad():
+                for i in range(0, len(images), batch_size):
+                    cut(images[i:i + batch_size])
+
+        ways = {
+            "floor": floor,
+            "early": lambda m=model, x=images, L=layer: top_activating(
+                m, x, L, k=9, batch_size=batch_size, stop_after="auto"),
+            "full": lambda m=model, x=images, L=layer: top_activating(
+                m, x, L, k=9, batch_size=batch_size, stop_after=False),
+        }
+        times: dict[str, list[float]] = {k: [] for k in ways}
+        for _ in range(repeats):
+            for name, fn in ways.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"{label:24s} {med['floor']:7.2f} s {med['early']:9.2f} s {med['full']:8.2f} s "
+              f"{med['early'] / med['floor']:11.2f}x {med['full'] / med['floor']:10.2f}x")
+
+
 # --------------------------------------------------------------------------- the two ways
 
 
@@ -116,6 +172,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--quick", action="store_true", help="the first 10,000 images only")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the table against a forward pass truncated at the layer")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's own choice)")
     args = ap.parse_args()
@@ -171,6 +229,8 @@ def main() -> int:
     if peaks[a] and peaks[b]:
         print(f"memory ratio naive / featviz: "
               f"{statistics.median(peaks[b]) / statistics.median(peaks[a]):.1f}x")
+    if not args.no_floor:
+        floor_table(args.repeats, args.batch_size, images)
     return 0
 
 
