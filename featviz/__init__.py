@@ -50,7 +50,8 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
     from .resnets import SmallResNet
     from .selfcheck import doctor
     from .stats import channel_stats, map_stability, robustness
-    from .training import evaluate, fit, predict
+    from .training import confusion_matrix, evaluate, fit, predict
+    from .confusion import plot_confusion, top_confusions
     from .widgets.explorer_widget import explorer
     from .widgets.sketchpad_widget import sketchpad
 
@@ -81,6 +82,9 @@ _EXPORTS: dict[str, str] = {
     "fit": "training",
     "evaluate": "training",
     "predict": "training",
+    "confusion_matrix": "training",
+    "top_confusions": "confusion",
+    "plot_confusion": "confusion",
     # capture
     "capture": "hooks",
     "activations": "hooks",
@@ -137,22 +141,23 @@ _EXPORTS: dict[str, str] = {
 _SUBMODULES = {
     "data", "models", "training", "hooks", "plots", "widgets",
     "explain", "exercises", "selfcheck", "perturbation", "convolution",
-    "geometry", "imagenet", "resnets", "netspec", "stats", "attribution",
+    "geometry", "imagenet", "resnets", "netspec", "stats", "confusion", "attribution",
 }
 
 __all__ = [  # the lazy names below, spelled out (tests/test_package.py holds them equal)
-    "FaithfulnessCurve", "deletion_curve", "faithfulness_curve", "insertion_curve",
-    "integrated_gradients", "plot_faithfulness", "random_ranking",
-    "ConvArithmetic", "MNIST_MEAN", "MNIST_RANGE", "MNIST_STD", "SimpleCNN", "SmallResNet",
-    "UnsupportedModel", "WeightsUnavailable", "activations", "batched_activations",
-    "browser_network", "capture", "channel_stats", "conv_arithmetic", "data_source", "default_device",
-    "digit_batch", "digit_examples", "doctor", "evaluate", "explorer", "fit", "grad_cam",
-    "imagenet_model", "layers", "load_checkpoint", "load_mnist", "map_stability", "maximize_activation",
-    "mnist_denormalize", "mnist_normalize", "mnist_style", "mnist_tensors", "occlusion",
-    "perturb", "place_by_receptive_field", "plot_attribution_grid", "plot_comparison",
-    "plot_feature_maps", "plot_filters", "plot_images", "plot_overlay", "plot_top_activating",
-    "predict", "pretrained", "pretrained_snapshots", "receptive_field", "resolve_layers", "robustness",
-    "saliency", "save_checkpoint", "sketchpad", "top_activating", "why_not_browser",
+    "ConvArithmetic", "FaithfulnessCurve", "MNIST_MEAN", "MNIST_RANGE", "MNIST_STD", "SimpleCNN",
+    "SmallResNet", "UnsupportedModel", "WeightsUnavailable", "activations", "batched_activations",
+    "browser_network", "capture", "channel_stats", "confusion_matrix", "conv_arithmetic",
+    "data_source", "default_device", "deletion_curve", "digit_batch", "digit_examples", "doctor",
+    "evaluate", "explorer", "faithfulness_curve", "fit", "grad_cam", "imagenet_model",
+    "insertion_curve", "integrated_gradients", "layers", "load_checkpoint", "load_mnist",
+    "map_stability", "maximize_activation", "mnist_denormalize", "mnist_normalize", "mnist_style",
+    "mnist_tensors", "occlusion", "perturb", "place_by_receptive_field", "plot_attribution_grid",
+    "plot_comparison", "plot_confusion", "plot_faithfulness", "plot_feature_maps", "plot_filters",
+    "plot_images", "plot_overlay", "plot_top_activating", "predict", "pretrained",
+    "pretrained_snapshots", "pretrained_variant", "random_ranking", "receptive_field",
+    "resolve_layers", "robustness", "saliency", "save_checkpoint", "sketchpad", "top_activating",
+    "top_confusions", "why_not_browser",
     "__version__",
 ]
 

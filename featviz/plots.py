@@ -249,10 +249,15 @@ _IN = dict(margin=0.14, title=0.34, subtitle=0.24, block_title=0.3, block_gap=0.
            pcbar=0.1, pcbar_text=0.3)
 
 
+#: the smallest panel, in inches: a 5 x 5 kernel or a 28 x 28 map still reads at this size
+MIN_PANEL = 0.5
+
+
 def _panel_size(max_cols: int, limit: float = 1.25) -> float:
     # about 7.5 inches of panels: with the input and the colour bar the figure
-    # stays near 10 inches, the width of a notebook cell, so text is not shrunk
-    return float(np.clip(7.5 / max_cols - 0.05, 0.3, limit))
+    # stays near 10 inches, the width of a notebook cell, so text is not shrunk;
+    # a row of more than 13 panels makes the figure wider rather than the panels tiny
+    return float(np.clip(7.5 / max_cols - 0.05, MIN_PANEL, max(limit, MIN_PANEL)))
 
 
 def _compose(

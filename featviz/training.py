@@ -317,14 +317,15 @@ class History:
         return {}
 
     def plot(self, smooth: int = 5):
-        """Loss and accuracy against epochs, as a ``matplotlib.figure.Figure``.
+        """Loss and error rate (100 % - accuracy) against epochs, both on a log scale (where
+        every value is above 0), as a ``matplotlib.figure.Figure``.
 
         ``smooth`` averages that many logged points for the training curves (1 = raw).
         """
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(9, 3.4), layout="constrained")
-        ax_loss, ax_acc = fig.subplots(1, 2)
+        ax_loss, ax_err = fig.subplots(1, 2)
 
         def smoothed(values: Sequence[float]) -> list[float]:
             k = max(1, int(smooth))
@@ -337,22 +338,26 @@ class History:
             return out
 
         ax_loss.plot(self.epoch, smoothed(self.loss), lw=1.2, label="training (running)")
-        ax_acc.plot(self.epoch, [100 * a for a in smoothed(self.accuracy)], lw=1.2,
+        # the error rate, 100 % - accuracy, on a log scale like the loss: the first steps
+        # (90 % wrong) and the last fraction of a percent both stay in view
+        ax_err.plot(self.epoch, [100 * (1 - a) for a in smoothed(self.accuracy)], lw=1.2,
                     label="training (running)")
         val = [e for e in self.epochs if "val_loss" in e]
         if val:
             ax_loss.plot([e["epoch"] for e in val], [e["val_loss"] for e in val], "o-",
                          label="validation")
-            ax_acc.plot([e["epoch"] for e in val], [100 * e["val_accuracy"] for e in val],
+            ax_err.plot([e["epoch"] for e in val], [100 * (1 - e["val_accuracy"]) for e in val],
                         "o-", label="validation")
         ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
-        if self.loss and min(self.loss) > 0:
-            ax_loss.set_yscale("log")
-        if self.accuracy:
-            low = min(smoothed(self.accuracy)[len(self.accuracy) // 10:] or [0.0])
-            ax_acc.set_ylim(max(0.0, 100 * low - 2), 100.5)
-        for ax in (ax_loss, ax_acc):
+        ax_err.set(xlabel="epoch", ylabel="misclassified (%)", title="Error rate (100 % − accuracy)")
+        for ax in (ax_loss, ax_err):
+            ys = [y for line in ax.lines for y in line.get_ydata()]
+            if ys and min(ys) > 0:
+                ax.set_yscale("log")
+        if ax_err.get_yscale() == "log":
+            from matplotlib.ticker import FuncFormatter
+            ax_err.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        for ax in (ax_loss, ax_err):
             ax.grid(alpha=0.3)
             ax.legend(loc="best", fontsize=8)
         return fig

@@ -23,5 +23,5 @@ def test_01_p2_a_near_miss_is_close(answer, capsys):
 
 
 def test_01_q2_a_number_as_text_is_told_so(capsys):
-    assert not lesson01.q2.check("784")
+    assert not lesson01.q2.check(str(lesson01.q2.reference()))
     assert "not str" in capsys.readouterr().out

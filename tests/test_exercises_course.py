@@ -51,18 +51,19 @@ def conv1_maps() -> torch.Tensor:
 
 
 def test_lesson00_right_answers(capsys, conv1_maps):
-    assert_right(capsys, lesson00.p1, conv1_maps.shape[1])
-    assert_right(capsys, lesson00.p1, torch.tensor(conv1_maps.shape[1]))     # a 0-d tensor
+    n_batch = len(featviz.digit_examples()[0])
+    assert_right(capsys, lesson00.p1, n_batch * conv1_maps.shape[1])
+    assert_right(capsys, lesson00.p1, torch.tensor(n_batch * conv1_maps.shape[1]))   # 0-d tensor
     assert_right(capsys, lesson00.p2, tuple(conv1_maps.shape[2:]))
     assert_right(capsys, lesson00.p2, conv1_maps.shape[2:])                  # a torch.Size
     assert_right(capsys, lesson00.q1, sum(p.numel() for p in featviz.SimpleCNN().conv1.parameters()))
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson00.p1, 24, "height (and width) of each map"),
-    (lesson00.p1, 28, "size of the input image"),
-    (lesson00.p1, 10, "number of digits in the batch"),
-    (lesson00.p1, 1, "one map per filter"),
+    (lesson00.p1, 16, "maps of ONE image"),
+    (lesson00.p1, 10, "number of images"),
+    (lesson00.p1, 10 * 16 * 24 * 24, "numbers in the maps"),
+    (lesson00.p1, 24, "not a number of maps"),
     (lesson00.p1, "16", "give a whole number"),
     (lesson00.p1, True, "give a whole number"),
     (lesson00.p2, (28, 28), "28 x 28 is the input"),
@@ -82,19 +83,28 @@ def test_lesson00_wrong_answers_explain_themselves(capsys, exercise, answer, exp
 
 def test_lesson02_right_answers(capsys):
     with torch.no_grad():
-        width = torch.nn.Conv2d(1, 16, 3)(torch.zeros(1, 1, 28, 28)).shape[-1]
         net = featviz.SimpleCNN()
         x = torch.zeros(1, 1, 32, 32)
         flat = net.pool2(net.relu2(net.conv2(net.pool1(net.relu1(net.conv1(x)))))).numel()
-    assert_right(capsys, lesson02.q1, width)
+        padded = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 5, padding=2), torch.nn.MaxPool2d(2),
+                                     torch.nn.Conv2d(16, 32, 5, padding=2), torch.nn.MaxPool2d(2))
+        conv2 = net.conv2(net.pool1(net.conv1(torch.zeros(1, 1, 28, 28))))
+    assert_right(capsys, lesson02.q1, padded(torch.zeros(1, 1, 28, 28)).numel())
+    assert_right(capsys, lesson02.p1, tuple(conv2.shape))
+    assert_right(capsys, lesson02.p1, conv2.shape[1:])                  # (C, H, W) as a torch.Size
     assert_right(capsys, lesson02.p2, sum(p.numel() for p in featviz.SimpleCNN().conv2.parameters()))
     assert_right(capsys, lesson02.q2, flat)
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
-    (lesson02.q1, 24, "5 x 5 kernel"),
-    (lesson02.q1, 13, "after pooling"),
-    (lesson02.q1, 26.5, "whole number"),
+    (lesson02.q1, 32 * 4 * 4, "without padding"),
+    (lesson02.q1, 32 * 5 * 5, "pads conv1 only"),
+    (lesson02.q1, 32 * 6 * 6, "pads conv2 only"),
+    (lesson02.q1, 32 * 14 * 14, "still halve"),
+    (lesson02.q1, 1568.5, "whole number"),
+    (lesson02.p1, (1, 32, 4, 4), "after pool2"),
+    (lesson02.p1, (1, 16, 8, 8), "makes 32"),
+    (lesson02.p1, (1, 32, 20, 20), "skips pool1"),
     (lesson02.p2, 32 * 16 * 5 * 5, "bias too"),
     (lesson02.p2, 32 * 5 * 5 + 32, "all 16 channels"),
     (lesson02.q2, 32 * 4 * 4, "28 x 28 images"),
@@ -107,16 +117,23 @@ def test_lesson02_wrong_answers_explain_themselves(capsys, exercise, answer, exp
 
 # --------------------------------------------------------------------------- lesson 03
 
-def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return (logits.argmax(dim=1) == labels).float().mean().item()
+def _topk(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
+
+
+def _topk_by_sorting(logits, labels, k):
+    """The same by another route: sort each row, then look for the label in the first k."""
+    order = logits.numpy().argsort(axis=1)[:, ::-1][:, :k]
+    return float((order == labels.numpy()[:, None]).any(axis=1).mean())     # a numpy answer
 
 
 def test_lesson03_right_answers(capsys):
     steps = len(DataLoader(TensorDataset(torch.zeros(60_000, 1)), batch_size=64))
     assert_right(capsys, lesson03.p1, steps)
     assert_right(capsys, lesson03.q2, 0.3 + (-0.1))        # backward() adds to .grad
-    assert_right(capsys, lesson03.q3, _accuracy)
-    assert_right(capsys, lesson03.q3, lambda z, y: (z.argmax(1) == y).float().mean())   # a tensor
+    assert_right(capsys, lesson03.q3, _topk)
+    assert_right(capsys, lesson03.q3, _topk_by_sorting)
+    assert_right(capsys, lesson03.q3, lambda z, y, k: torch.tensor(_topk(z, y, k)))   # 0-d tensor
 
 
 @pytest.mark.parametrize("exercise, answer, expected", [
@@ -127,10 +144,13 @@ def test_lesson03_right_answers(capsys):
     (lesson03.q2, 0.4, "keep the signs"),
     (lesson03.q2, 0.1, "mean of the two"),
     (lesson03.q2, "0.2", "not str"),
-    (lesson03.q3, lambda z, y: 100 * _accuracy(z, y), "percentage"),
-    (lesson03.q3, lambda z, y: (z.argmin(1) == y).float().mean().item(), "expected"),
-    (lesson03.q3, lambda z, y: "high", "should return a number"),
-    (lesson03.q3, 0.9, "give a function"),
+    (lesson03.q3, lambda z, y, k: 100 * _topk(z, y, k), "percentage"),
+    (lesson03.q3, lambda z, y, k: _topk(z, y, 1), "top-1 accuracy"),
+    (lesson03.q3, lambda z, y, k: len(y) * _topk(z, y, k), "counts the rows"),
+    (lesson03.q3, lambda z, y, k: _topk(-z, y, k), "SMALLEST"),
+    (lesson03.q3, lambda z, y, k: _topk(z, y, k) + 0.1, "expected"),
+    (lesson03.q3, lambda z, y, k: "high", "not str"),
+    (lesson03.q3, 0.9, "topk_accuracy(logits, labels, k)"),
 ])
 def test_lesson03_wrong_answers_explain_themselves(capsys, exercise, answer, expected):
     assert_wrong(capsys, exercise, answer, expected)
@@ -358,7 +378,7 @@ def test_lesson08_wrong_answers_explain_themselves(capsys, exercise, answer, exp
 def test_lesson05_and_lesson01_new_checks(capsys):
     assert_wrong(capsys, lesson05.q4, lesson05.dead_maps(1) + 1, "there are fewer")
     from featviz.exercises import lesson01
-    assert_wrong(capsys, lesson01.q3, 0, "printed above")
+    assert_wrong(capsys, lesson01.q3, 7, "the label")
 
 
 # --------------------------------------------------------------------------- the notebooks

@@ -55,3 +55,55 @@ def test_the_still_follows_the_controls(explorer):
     assert "image 7" in words and "layer conv1" in words and "scale per map" in words
     assert len(_tiles(fig)) == 16
     explorer.norm.value = "shared"
+
+
+def _inspector_panels(fig):
+    return {ax.get_label(): ax for ax in fig.axes if ax.get_label().startswith("inspector ")}
+
+
+def test_the_one_map_still_shows_the_inspector_it_names():
+    images, labels = featviz.digit_batch(list(range(10)))
+    model = featviz.pretrained()
+    ins = featviz.explorer(model, images=images, labels=labels, layer="conv1", view="single",
+                           snapshots=None)
+    ins.image_slider.value = 7
+    ins.filter_slider.value = 3
+    assert not _inspector_panels(ins.snapshot())          # nothing taken apart yet: no strip
+    ins.inspect("conv1", 3, (9, 18))
+    fig = ins.snapshot()
+    panels = _inspector_panels(fig)
+    parts = featviz.conv_arithmetic(model, ins.input(), "conv1", 3, (9, 18))
+    # patch, kernel and products of the one input channel, the numbers the inspector computes
+    for key, name in (("patch", "patch"), ("kernel", "× kernel"), ("products", "= products")):
+        shown = np.asarray(panels[f"inspector {name} 0"].get_images()[0].get_array())
+        assert np.allclose(shown, getattr(parts, key)[0].numpy(), atol=1e-5), key
+    # the sum, the bias and the result are written out
+    line = fig.texts[-1].get_text()
+    assert f"{parts.bias:.3f}" in line and f"{parts.value:.2f}" in line and "25 products" in line
+    # the position is framed on the map, and its 5 x 5 window on the input
+    (map_ax,) = [ax for ax in fig.axes if ax.get_label() == "channel 3"]
+    (input_ax,) = [ax for ax in fig.axes if ax.get_label() == "input"]
+    (mark,) = map_ax.patches
+    assert mark.get_xy() == (18 - 0.5, 9 - 0.5) and mark.get_width() == 1
+    (window,) = input_ax.patches
+    assert window.get_xy() == (18 - 0.5, 9 - 0.5) and window.get_width() == 5
+
+
+def test_a_deeper_layer_shows_its_largest_input_channels():
+    images, labels = featviz.digit_batch(list(range(10)))
+    model = featviz.pretrained()
+    ins = featviz.explorer(model, images=images, labels=labels, layer="conv2", view="single",
+                           snapshots=None)
+    ins.image_slider.value = 7
+    ins.filter_slider.value = 25
+    ins.inspect("conv2", 25, (0, 3))
+    fig = ins.snapshot()
+    parts = featviz.conv_arithmetic(model, ins.input(), "conv2", 25, (0, 3))
+    top3 = [c for c, _ in parts.ranked()[:3]]
+    shown = sorted(int(label.split()[-1]) for label in _inspector_panels(fig)
+                   if label.startswith("inspector patch"))
+    assert shown == sorted(top3)
+    line = fig.texts[-1].get_text()
+    assert "16 input channels" in line and "the other 13" in line
+    ins.filter_slider.value = 24                 # another map: the strip is not about it
+    assert not _inspector_panels(ins.snapshot())

@@ -20,7 +20,7 @@ The answer of an exercise, as a reader could meet it, is a list of texts:
   * a name (a layer, a class) of four characters or more, but only in outputs and figure
     texts: a lesson's code and prose name layers all the time, a printed result does not;
     and not where an output lists the alternatives (a line of three or more comma-separated
-    items, or a table of three or more ``label: ...`` rows), nor where a figure shows it only
+    items, or a table of three or more ``label: ...`` or ``label   value`` rows), nor where a figure shows it only
     as one panel label among others: the menu is not the answer;
   * a dict as Python prints it. Yes/no and other short choices are left to the giveaways.
 
@@ -232,13 +232,14 @@ def says_look_above(asked: Asked) -> bool:
     return LOOK_ABOVE.search(asked.prompt) is not None
 
 
-TABLE_ROW = re.compile(r"\s*[\w .'-]{1,30}:\s")   # "step 300: ...", a row of a printed table
+# "step 300: ..." or "conv1      416": a row of a printed table, a label then a colon or a gap
+TABLE_ROW = re.compile(r"\s*[\w.'-][\w .'-]{0,29}?(?::\s|\s{2,}\S)")
 
 
 def _menu_lines(text: str) -> str:
     """``text`` without the lines that list alternatives: a line of three or more
     comma-separated items, or a row of a table of three or more rows that each start with a
-    label and a colon. A name printed there is one option among several, not the answer."""
+    label and a colon (or a label and a gap of two spaces or more). A name printed there is one option among several, not the answer."""
     lines = _normalise(text).splitlines()
     is_row = [TABLE_ROW.match(line) is not None for line in lines]
     table = sum(is_row) >= 3
@@ -399,6 +400,12 @@ def test_an_answer_in_markdown_and_a_giveaway_sentence_are_found():
     found = _found(cells, q2=q2)
     assert any("'16 maps' is in cell 1's markdown" in f for f in found), found
     assert any("'(16, 24, 24)' is in cell 1's markdown" in f for f in found), found
+
+
+def test_a_printed_table_of_layers_is_a_list_of_alternatives():
+    table = "conv1      416\nconv2   12,832\nfc1     61,560\ntotal   85,822\n"
+    assert "conv2" not in _menu_lines(table)
+    assert "conv2" in _menu_lines("the most work: conv2\n")
 
 
 def test_a_name_counts_in_outputs_but_not_in_code():

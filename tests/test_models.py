@@ -148,8 +148,10 @@ def test_lesson02_right_answers_are_what_pytorch_says(capsys):
     from featviz.exercises import lesson02
 
     model = SimpleCNN()
-    narrow = nn.Conv2d(1, 16, kernel_size=3)(torch.zeros(1, 1, 28, 28))
-    assert _verdict(capsys, lesson02.q1, narrow.shape[-1]) == (True, "q1: correct!\n")
+    padded = nn.Sequential(nn.Conv2d(1, 16, 5, padding=2), nn.MaxPool2d(2),
+                           nn.Conv2d(16, 32, 5, padding=2), nn.MaxPool2d(2))
+    inputs = padded(torch.zeros(1, 1, 28, 28)).flatten(1).shape[1]
+    assert _verdict(capsys, lesson02.q1, inputs) == (True, "q1: correct!\n")
     conv2 = sum(p.numel() for p in model.conv2.parameters())
     assert _verdict(capsys, lesson02.p2, conv2) == (True, "p2: correct!\n")
     assert _verdict(capsys, lesson02.p2, torch.tensor(conv2))[0]
@@ -159,9 +161,9 @@ def test_lesson02_right_answers_are_what_pytorch_says(capsys):
 
 
 @pytest.mark.parametrize("name, answer, expected", [
-    ("q1", 24, "5 x 5 kernel"),
-    ("q1", 13, "after pooling"),
-    ("q1", "26", "whole number"),
+    ("q1", 512, "without padding"),
+    ("q1", 32 * 28 * 28, "still halve"),
+    ("q1", "1568", "whole number"),
     ("p2", 32 * 16 * 25, "bias"),
     ("p2", 32 * 25 + 32, "all 16 channels"),
     ("q2", 512, "28 x 28"),

@@ -530,3 +530,20 @@ def test_lesson04_dead_channel_count(pretrained_model, capsys):
     dead = int((relu2.flatten(1).amax(dim=1) == 0).sum())
     assert _check_quietly(ex.q5, dead, capsys)[0]
     assert not _check_quietly(ex.q5, dead + 1, capsys)[0]
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: featviz.plot_filters(featviz.SimpleCNN().conv2, ncols=16),
+    lambda: featviz.plot_feature_maps(torch.rand(1, 32, 8, 8), ncols=32),
+    lambda: featviz.plot_comparison({"a": torch.rand(32, 5, 5), "b": torch.rand(32, 5, 5)},
+                                    ncols=32),
+])
+def test_a_long_row_of_panels_widens_the_figure_instead_of_shrinking_the_panels(draw):
+    from featviz.plots import MIN_PANEL
+
+    fig = draw()
+    width, height = fig.get_size_inches()
+    panels = [ax for ax in fig.axes if ax.get_images() and ax.get_label() != "<colorbar>"]
+    sizes = [ax.get_position().width * width for ax in panels]
+    assert len(panels) >= 32
+    assert min(sizes) >= 0.95 * MIN_PANEL, (min(sizes), width)

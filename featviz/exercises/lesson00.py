@@ -3,36 +3,50 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from . import Exercise, Questionnaire, Wrong
 from . import as_int as _as_int
 from . import reading as _reading
 
 
+def _batch_maps() -> int:
+    """The right answer of p1: one map per filter, for each image of the batch."""
+    from ..data import digit_examples
+    from ..models import SimpleCNN
+
+    images, _ = digit_examples()
+    return len(images) * SimpleCNN().conv1.out_channels
+
+
 def _maps(answer: Any) -> None:
     n = _as_int(answer)
-    if n == 16:
+    if n == _batch_maps():
         return
-    if n == 24:
-        raise Wrong("24 is the height (and width) of each map. The number of maps is the "
-                    "channel dimension of acts['conv1'], shape (N, C, H, W).")
-    if n == 28:
-        raise Wrong("28 is the size of the input image, not a number of maps.")
+    if n == 16:
+        raise Wrong("16 is the maps of ONE image (one per filter); the batch holds 10 images, "
+                    "and each gets its own 16 maps.")
     if n == 10:
-        raise Wrong("10 is the number of digits in the batch (N), not the maps of one image.")
-    if n == 1:
-        raise Wrong("the input has 1 channel; conv1 turns it into one map per filter.")
-    raise Wrong(f"{n} is not it: count the panels of the figure, or read acts['conv1'].shape[1].")
+        raise Wrong("10 is the number of images; each of them gets one map per filter.")
+    if n == 16 * 24 * 24 or n == 10 * 16 * 24 * 24:
+        raise Wrong(f"{n} counts the numbers in the maps (every pixel of every map); the "
+                    f"question asks for the maps themselves.")
+    if n in (24, 28, 1):
+        raise Wrong(f"{n} is a size (of the image or of a map), not a number of maps.")
+    raise Wrong(f"{n} is not it: conv1 makes one map per filter for every image it is given.")
 
 
 p1 = Exercise(
     name="p1",
-    prompt="Predict: how many feature maps does conv1 make for one image?",
+    prompt="Predict: conv1 is Conv2d(1, 16, kernel_size=5). How many feature maps does it make "
+           "for the whole batch of 10 images?",
     checker=_maps,
-    hint_text="One map per filter. acts['conv1'] has shape (N, C, H, W): images, channels "
-              "(maps), height, width.",
-    solution_text="answer = acts['conv1'].shape[1]   # 16",
+    hint_text="One map per filter, for each image: acts['conv1'] has shape (N, C, H, W), "
+              "images x channels (maps) x height x width.",
+    solution_text="answer = acts['conv1'].shape[0] * acts['conv1'].shape[1]   # 10 x 16 = 160",
     kind="predict",
-    giveaways=("16, 24, 24)", "16 maps"),
+    giveaways=("160",),
+    reference=_batch_maps,
 )
 
 
@@ -43,7 +57,7 @@ def _size(answer: Any) -> None:
         h, w = (int(v) for v in answer)
     except (TypeError, ValueError):
         raise Wrong(f"give (height, width), e.g. a tuple of two numbers, not {answer!r}.") from None
-    if (h, w) == (24, 24):
+    if (h, w) == tuple(_simplecnn().conv1(torch.zeros(1, 1, 28, 28)).shape[2:]):
         return
     if (h, w) == (28, 28):
         raise Wrong("28 x 28 is the input. A 5 x 5 filter without padding fits in fewer "
@@ -65,12 +79,18 @@ p2 = Exercise(
     solution_text="answer = tuple(acts['conv1'].shape[2:])   # (24, 24)",
     kind="predict",
     giveaways=("24, 24)",),
+    reference=lambda: tuple(_simplecnn().conv1(torch.zeros(1, 1, 28, 28)).shape[2:]),
 )
+
+
+def _simplecnn() -> Any:
+    from ..models import SimpleCNN
+    return SimpleCNN()
 
 
 def _params(answer: Any) -> None:
     n = _as_int(answer)
-    if n == 416:
+    if n == sum(p.numel() for p in _simplecnn().conv1.parameters()):
         return
     if n == 400:
         raise Wrong("that counts the weights; each filter also has one bias.")
@@ -89,6 +109,7 @@ q1 = Exercise(
               "model.conv1.weight.numel() and model.conv1.bias.numel() confirm it.",
     solution_text="answer = sum(p.numel() for p in model.conv1.parameters())   # 16 * 25 + 16 = 416",
     giveaways=("416",),
+    reference=lambda: sum(p.numel() for p in _simplecnn().conv1.parameters()),
 )
 
 

@@ -5,18 +5,45 @@ from typing import Any
 
 import torch
 
-from . import (Exercise, Questionnaire, Wrong, as_int, as_number, call, expect_equal,
-               need_function)
+from . import (Exercise, Questionnaire, Wrong, as_int, as_number, call, need_function)
 from . import reading as _reading
 from ..data import MNIST_MEAN, MNIST_STD, load_mnist
 
+
+def _ink_count() -> int:
+    """The right answer of q2: pixels of test[0] brighter than black, after normalisation."""
+    image, _ = load_mnist(train=False)[0]
+    black = (0.0 - MNIST_MEAN) / MNIST_STD
+    return int((image > black + 1e-4).sum())
+
+
+def _ink(answer: Any) -> None:
+    n = as_int(answer, "a number of pixels")
+    image, _ = load_mnist(train=False)[0]
+    ink = _ink_count()
+    if n == ink:
+        return
+    if n == int((image > 0).sum()):
+        raise Wrong(f"{n} counts the pixels above 0 after Normalize. Black is not 0 there but "
+                    f"(0 - mean) / std, about -0.42, so the faintest ink, between -0.42 and 0, "
+                    f"was left out: compare with image.min().")
+    if n == image.numel() - ink:
+        raise Wrong(f"{n} is the background: the pixels that are exactly black.")
+    if n == image.numel():
+        raise Wrong("that is every pixel of the image; most of them are black background.")
+    raise Wrong(f"{n} is not it: count the pixels of test[0] whose value is above the black "
+                f"value, image.min().")
+
+
 q2 = Exercise(
     name="q2",
-    prompt="How many numbers (pixels) does one MNIST image hold?",
-    checker=expect_equal(28 * 28, "{answer} is not it: an image is a 1 x 28 x 28 tensor."),
-    hint_text="Look at image.shape, and multiply its sizes (or use image.numel()).",
-    solution_text="answer = image.numel()   # 1 * 28 * 28 = 784",
-    giveaways=("784",),
+    prompt="How many of the 784 pixels of test[0], the 7 above, carry ink: how many are "
+           "brighter than black, in the normalised image?",
+    checker=_ink,
+    hint_text="image, label = test[0] is normalised: black is image.min(), not 0. Compare the "
+              "image with it and count the True values with .sum().",
+    solution_text="answer = int((image > image.min()).sum())",
+    reference=_ink_count,
 )
 
 
@@ -46,29 +73,49 @@ p2 = Exercise(
     solution_text="answer = (0 - featviz.MNIST_MEAN) / featviz.MNIST_STD   # about -0.4242",
     kind="predict",
     giveaways=("-0.4242", "-0.424"),
+    reference=lambda: (0.0 - MNIST_MEAN) / MNIST_STD,
 )
 
 
-def _seven(answer: Any) -> None:
-    answer = as_int(answer, "an index (an int)")
-    # the test split is the official one whichever source is in use, full or sample
-    targets = load_mnist(train=False).targets
-    if not 0 <= answer < len(targets):
-        raise Wrong(f"{answer} is outside the test set: indices go from 0 to {len(targets) - 1}.")
-    if answer == 0:
-        raise Wrong("test[0] is the 7 printed above; find another one.")
-    label = int(targets[answer])
-    if label != 7:
-        raise Wrong(f"test[{answer}] is a {label}, not a 7.")
+def _sevens_in_test() -> int:
+    """The right answer of q3 (the test split is the official one, full MNIST or sample)."""
+    return int((load_mnist(train=False).targets == 7).sum())
+
+
+def _sevens(answer: Any) -> None:
+    n = as_int(answer, "a number of images")
+    if n == _sevens_in_test():
+        return
+    train_sevens = int((load_mnist(train=True).targets == 7).sum())
+    if n == train_sevens:
+        raise Wrong(f"{n} is the number of 7s in the training set; the question asks about "
+                    f"the test set.")
+    if n == 7:
+        raise Wrong("7 is the label; count the images that carry it.")
+    if n == 1000:
+        raise Wrong("the classes are not exactly balanced: count them, test.targets == 7.")
+    raise Wrong(f"{n} is not it: count the True values of test.targets == 7.")
 
 
 q3 = Exercise(
     name="q3",
-    prompt="Give the index of any image of the digit 7 in the test set, other than 0.",
-    checker=_seven,
-    hint_text="test.targets holds every label; (test.targets == 7) is True where the digit is a 7.",
-    solution_text="answer = int((test.targets == 7).nonzero()[1])   # [0] is test[0] itself",
+    prompt="How many images of the digit 7 does the test set hold?",
+    checker=_sevens,
+    hint_text="test.targets holds every label of the test set as one tensor; (test.targets == 7) "
+              "is True where the digit is a 7, and .sum() counts the Trues.",
+    solution_text="answer = int((test.targets == 7).sum())",
+    reference=_sevens_in_test,
 )
+
+
+def measured_constants() -> tuple[float, float]:
+    """The mean and std of every training pixel on the [0, 1] scale, measured as q1 asks."""
+    return _solution(load_mnist(train=True).data)
+
+
+def _solution(pixels: torch.Tensor) -> tuple[float, float]:
+    std, mean = torch.std_mean(pixels.float() / 255)
+    return float(mean), float(std)
 
 
 # --------------------------------------------------------------------------- code: mean and std
@@ -159,6 +206,11 @@ q1 = Exercise(
 
 # --------------------------------------------------------------------------- predict
 
+def _loader() -> Any:
+    from torch.utils.data import DataLoader
+    return DataLoader(load_mnist(train=False), batch_size=64)
+
+
 def _batch_shape(answer: Any) -> None:
     if isinstance(answer, torch.Tensor):
         raise Wrong("give the shape as a tuple, e.g. (N, C, H, W), not a tensor.")
@@ -189,6 +241,7 @@ p3 = Exercise(
     solution_text="answer = (64, 1, 28, 28)",
     kind="predict",
     giveaways=("(64, 1, 28, 28)",),
+    reference=lambda: tuple(next(iter(_loader()))[0].shape),
 )
 
 
@@ -216,6 +269,7 @@ p1 = Exercise(
     solution_text="answer = featviz.MNIST_MEAN   # 0.1307: about a fifth of the pixels carry ink",
     kind="predict",
     giveaways=("0.1307",),
+    reference=lambda: measured_constants()[0],
 )
 
 

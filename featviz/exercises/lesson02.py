@@ -14,30 +14,56 @@ from . import Exercise, Questionnaire, Wrong, as_choice, as_int, call, need_func
 from . import reading as _reading
 
 
-def _conv3(answer: Any) -> None:
+def _features(x: torch.Tensor, padding: int = 0) -> torch.Tensor:
+    """The SimpleCNN's convolution blocks on ``x``, with ``padding`` on both convolutions."""
+    from ..models import SimpleCNN
+
+    net = SimpleCNN()
+    for conv in (net.conv1, net.conv2):
+        conv.padding = (padding, padding)
+    with torch.no_grad():
+        return net.pool2(net.relu2(net.conv2(net.pool1(net.relu1(net.conv1(x))))))
+
+
+def _padded_fc1() -> int:
+    """The right answer of q1: fc1's inputs with padding=2 on both 5 x 5 convolutions."""
+    return _features(torch.zeros(1, 1, 28, 28), padding=2)[0].numel()
+
+
+def _padded(answer: Any) -> None:
     value = as_int(answer)
-    if value == 26:
+    if value == _padded_fc1():
         return
-    if value == 24:
-        raise Wrong("24 is what a 5 x 5 kernel gives. With 3 x 3 the window fits in more places.")
-    if value == 13:
-        raise Wrong("13 is after pooling too; the question asks for conv1's own output.")
-    raise Wrong(f"{value} is not it. A k x k window fits in (28 - k + 1) positions across.")
+    if value == 32 * 4 * 4:
+        raise Wrong("512 is without padding. padding=2 adds 2 pixels on every side before the "
+                    "5 x 5 window slides: what does W + 2p - k + 1 give for W = 28?")
+    if value == 32 * 5 * 5:
+        raise Wrong("that pads conv1 only; conv2 has padding=2 too.")
+    if value == 32 * 6 * 6:
+        raise Wrong("that pads conv2 only; conv1 has padding=2 too.")
+    if value == 32 * 28 * 28 or value == 32 * 14 * 14:
+        raise Wrong("the two 2 x 2 poolings still halve the maps, padding or not.")
+    raise Wrong(f"{value} is not it. With padding 2, a 5 x 5 convolution keeps the size "
+                f"(28 + 4 - 5 + 1 = 28); follow the width through both blocks, then multiply by "
+                f"the 32 channels.")
 
 
 q1 = Exercise(
     name="q1",
-    prompt="If conv1 had 3 x 3 kernels (and no padding), how wide would its feature maps be?",
-    checker=_conv3,
-    hint_text="Without padding and with stride 1, out = in - kernel + 1.",
-    solution_text="answer = 28 - 3 + 1   # 26",
-    giveaways=("26, 26)",),
+    prompt="If both convolutions had padding=2 (still 5 x 5 kernels), how many inputs would fc1 "
+           "need (the number in place of 32*4*4)?",
+    checker=_padded,
+    hint_text="With padding p the width becomes W + 2p - k + 1: padding 2 with a 5 x 5 kernel "
+              "keeps the width. The poolings still halve it.",
+    solution_text="answer = 32 * 7 * 7   # 28 -> 28 -> 14 -> 14 -> 7, so 1568",
+    giveaways=("1568", "1,568"),
+    reference=_padded_fc1,
 )
 
 
 def _conv2_params(answer: Any) -> None:
     value = as_int(answer)
-    expected = 32 * 16 * 5 * 5 + 32
+    expected = _mult_adds()[1]["conv2"]
     if value == expected:
         return
     if value == 32 * 16 * 5 * 5:
@@ -57,12 +83,13 @@ p2 = Exercise(
                   "# or: sum(p.numel() for p in model.conv2.parameters())",
     kind="predict",
     giveaways=("12,832", "12832"),
+    reference=lambda: _mult_adds()[1]["conv2"],
 )
 
 
 def _fc1_inputs(answer: Any) -> None:
     value = as_int(answer)
-    expected = 32 * 5 * 5  # 32 -> conv 28 -> pool 14 -> conv 10 -> pool 5
+    expected = _features(torch.zeros(1, 1, 32, 32))[0].numel()  # 32 -> 28 -> 14 -> 10 -> 5
     if value == expected:
         return
     if value == 32 * 4 * 4:
@@ -81,6 +108,7 @@ q2 = Exercise(
               "then channels x height x width.",
     solution_text="answer = 32 * 5 * 5   # 32 -> 28 -> 14 -> 10 -> 5, so 800",
     giveaways=("800",),
+    reference=lambda: _features(torch.zeros(1, 1, 32, 32))[0].numel(),
 )
 
 
@@ -208,35 +236,80 @@ q3 = Exercise(
 
 # --------------------------------------------------------------------------- predict
 
-def _pool2_shape(answer: Any) -> None:
+def _conv2_shape() -> tuple[int, ...]:
+    """The right answer of p1: conv2's output for one 28 x 28 digit."""
+    from ..models import SimpleCNN
+
+    net = SimpleCNN()
+    with torch.no_grad():
+        return tuple(net.conv2(net.pool1(net.relu1(net.conv1(torch.zeros(1, 1, 28, 28))))).shape)
+
+
+def _conv2_shape_check(answer: Any) -> None:
     if isinstance(answer, torch.Tensor):
         raise Wrong("give the shape as a tuple, not a tensor.")
     try:
         got = tuple(int(v) for v in answer)
     except (TypeError, ValueError):
         raise Wrong(f"give a shape as a tuple, e.g. (1, 16, 24, 24), not {answer!r}.") from None
-    if got in ((1, 32, 4, 4), (32, 4, 4)):
+    expected = _conv2_shape()
+    if got in (expected, expected[1:]):
         return
     if len(got) in (3, 4) and got[-3] == 16:
-        raise Wrong("pool2 keeps the channels of conv2, which makes 32 maps (conv1 makes 16).")
-    if got[-2:] == (8, 8):
-        raise Wrong("8 x 8 is conv2's size; pool2 halves it.")
-    if got[-2:] == (5, 5):
-        raise Wrong("each 5 x 5 convolution takes 4 pixels off, not 3: 28 -> 24 -> 12 -> 8 -> 4.")
-    raise Wrong(f"{got} is not it: follow the width, 28 -> conv1 -> pool1 -> conv2 -> pool2, "
-                f"and the channels of conv2.")
+        raise Wrong("conv2 makes its own maps, one per filter: Conv2d(16, 32, ...) reads 16 "
+                    "channels and makes 32.")
+    if got[-2:] == (4, 4):
+        raise Wrong("4 x 4 is after pool2; conv2 comes before that pooling.")
+    if got[-2:] == (20, 20):
+        raise Wrong("20 x 20 skips pool1: conv2 reads pool1's maps, which are half of conv1's.")
+    if got[-2:] == (9, 9):
+        raise Wrong("a 5 x 5 convolution takes 4 pixels off, not 3: 12 - 5 + 1.")
+    raise Wrong(f"{got} is not it: follow the width, 28 -> conv1 -> pool1 -> conv2, and count "
+                f"conv2's filters.")
 
 
 p1 = Exercise(
     name="p1",
-    prompt="Predict: what shape (N, C, H, W) does pool2 give for one 28 x 28 digit?",
-    checker=_pool2_shape,
-    hint_text="conv1 and conv2 are 5 x 5 without padding (-4 pixels each), pool1 and pool2 "
-              "halve; conv2 makes 32 maps.",
-    solution_text="answer = (1, 32, 4, 4)   # 28 -> 24 -> 12 -> 8 -> 4, 32 channels",
+    prompt="Predict: what shape (N, C, H, W) does conv2 give for one 28 x 28 digit?",
+    checker=_conv2_shape_check,
+    hint_text="conv1 is 5 x 5 without padding (-4 pixels), pool1 halves, conv2 is 5 x 5 again; "
+              "conv2 has 32 filters.",
+    solution_text="answer = (1, 32, 8, 8)   # 28 -> 24 -> 12 -> 8, 32 channels",
     kind="predict",
-    giveaways=("32, 4, 4)",),
+    giveaways=("32, 8, 8)",),
+    reference=_conv2_shape,
 )
+
+
+def _layer_weight(module: nn.Module) -> torch.Tensor:
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
+def _mult_adds() -> tuple[dict[str, int], dict[str, int]]:
+    """Multiply-adds and parameters of each conv and linear layer of the SimpleCNN, one image."""
+    from ..models import SimpleCNN
+
+    net = SimpleCNN()
+    work: dict[str, int] = {}
+    params: dict[str, int] = {}
+    handles = []
+    for name, layer in net.named_children():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            def hook(module: nn.Module, inputs: Any, output: torch.Tensor, name: str = name) -> None:
+                positions = output[0, 0].numel() if output.dim() == 4 else 1
+                work[name] = int(_layer_weight(module).numel()) * positions
+            handles.append(layer.register_forward_hook(hook))
+            params[name] = sum(p.numel() for p in layer.parameters())
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 1, 28, 28))
+    finally:
+        for h in handles:
+            h.remove()
+    return work, params
+
 
 _LAYERS = {name: (name,) for name in ("conv1", "conv2", "fc1", "fc2", "fc3")}
 
@@ -264,6 +337,7 @@ p3 = Exercise(
     solution_text="answer = 'conv2'   # 12,800 weights x 8 x 8 positions = 819,200",
     kind="predict",
     giveaways=("of the multiply-adds",),
+    reference=lambda: max(_mult_adds()[0].items(), key=lambda kv: kv[1])[0],
 )
 
 

@@ -89,40 +89,61 @@ q2 = Exercise(
 )
 
 
-def _accuracy_fn(answer: Any) -> None:
-    if not callable(answer):
-        raise Wrong(f"give a function accuracy(logits, labels), not {type(answer).__name__}.")
+def _topk_cases() -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     gen = torch.Generator().manual_seed(3)
-    cases = [
-        (torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.5, 0.2, 0.9], [1.0, 0.0, 0.0]]),
-         torch.tensor([0, 1, 0, 2])),
-        (torch.randn(50, 10, generator=gen), torch.randint(0, 10, (50,), generator=gen)),
-    ]
-    for logits, labels in cases:
-        expected = (logits.argmax(1) == labels).float().mean().item()
-        got = answer(logits.clone(), labels.clone())
-        try:
-            value = float(got)
-        except (TypeError, ValueError):
-            raise Wrong(f"the function should return a number, it returned "
-                        f"{type(got).__name__}.") from None
-        if abs(value - expected * 100) < 1e-4 and abs(expected) > 1e-9:
+    small = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.5, 0.2, 0.9], [1.0, 0.0, 0.5]])
+    small_labels = torch.tensor([0, 2, 0, 1])
+    wide = torch.randn(50, 10, generator=gen)
+    wide_labels = torch.randint(0, 10, (50,), generator=gen)
+    return [(small, small_labels, 2), (wide, wide_labels, 1), (wide, wide_labels, 3),
+            (wide[:7], wide_labels[:7], 10)]
+
+
+def _topk_expected(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).float().mean().item()
+
+
+def _topk_accuracy(answer: Any) -> None:
+    fn = need_function(answer, "topk_accuracy(logits, labels, k)")
+    for logits, labels, k in _topk_cases():
+        n, c = logits.shape
+        where = f"{n} rows of {c} logits, k={k}"
+        got = call(fn, logits.clone(), labels.clone(), k, returns="the fraction, a number",
+                   on=where)
+        value = as_number(got, "the fraction, a number")
+        expected = _topk_expected(logits, labels, k)
+        if abs(value - expected) < 1e-6:
+            continue
+        if abs(value - 100 * expected) < 1e-4 and expected > 0:
             raise Wrong("that is a percentage: return a fraction between 0 and 1.")
-        if abs(value - expected) > 1e-6:
-            raise Wrong(f"for {len(labels)} examples with {int(round(expected * len(labels)))} "
-                        f"correct it returned {value:.4f}, expected {expected:.4f}.")
+        if abs(value - n * expected) < 1e-4:
+            raise Wrong(f"for {where} that counts the rows ({value:g}); return the fraction: "
+                        f"divide by the number of rows.")
+        if k > 1 and abs(value - _topk_expected(logits, labels, 1)) < 1e-6:
+            raise Wrong(f"for {where} it returned the top-1 accuracy: the true label counts "
+                        f"when it is ANY of the k largest logits, not only the largest.")
+        smallest = (logits.topk(k, dim=1, largest=False).indices == labels[:, None])
+        if abs(value - smallest.any(dim=1).float().mean().item()) < 1e-6 and k < c:
+            raise Wrong(f"for {where} it counted the k SMALLEST logits: the model's first "
+                        f"choices are its largest ones.")
+        raise Wrong(f"for {where} it returned {value:.4f}, expected {expected:.4f} "
+                    f"({round(expected * n)} of the {n} true labels are among the k largest "
+                    f"logits of their row).")
 
 
 q3 = Exercise(
     name="q3",
-    prompt="Write accuracy(logits, labels): the fraction of rows whose largest logit is at "
-           "the true label.",
-    checker=_accuracy_fn,
-    hint_text="logits.argmax(dim=1) is the predicted class of each row; compare it with labels "
-              "and take the mean of the result as floats.",
-    solution_text="def accuracy(logits, labels):\n"
-                  "    return (logits.argmax(dim=1) == labels).float().mean().item()\n"
-                  "answer = accuracy",
+    prompt="Write topk_accuracy(logits, labels, k): the fraction of rows whose true label is "
+           "among the k largest logits of the row.",
+    checker=_topk_accuracy,
+    hint_text="logits.topk(k, dim=1).indices holds the k best classes of each row, shape (N, k). "
+              "Compare it with labels[:, None] (shape (N, 1), so it broadcasts), ask whether any "
+              "of the k matches in each row, and take the mean as floats.",
+    solution_text="def topk_accuracy(logits, labels, k):\n"
+                  "    best = logits.topk(k, dim=1).indices             # (N, k)\n"
+                  "    hit = (best == labels[:, None]).any(dim=1)        # (N,)\n"
+                  "    return hit.float().mean().item()\n"
+                  "answer = topk_accuracy",
     kind="code",
 )
 

@@ -3,7 +3,11 @@ readers where widgets do not run (GitHub, nbviewer): the controls' state in
 words on top (image, layer, filter, colour scale, view, training moment), then
 what the live widget draws - the input beside the grid of numbered maps with the
 chosen one framed in green, or the input, the chosen map and its filter - with
-the same colour maps and limits (:mod:`featviz._style`).
+the same colour maps and limits (:mod:`featviz._style`). In the one-map view,
+when a value has been taken apart (``explorer.inspect``), the inspector is drawn
+too: the position marked on the map (and its window on the input, for the first
+convolution), then the patch, the kernel and their products for the input
+channels that contribute most, and the sum, the bias and the result in words.
 """
 from __future__ import annotations
 
@@ -111,17 +115,24 @@ def _colorbar(fig: Any, cax: Any, cmap: str, lo: float, hi: float, label: str) -
     bar.set_label(label, fontsize=9)
 
 
-def _single(fig: Any, ex: Any, maps: np.ndarray, s: dict, top: float) -> None:
+def _single(fig: Any, ex: Any, maps: np.ndarray, s: dict, top: float, bottom: float = 0.06,
+            found: dict | None = None) -> None:
     k = s["channel"]
     cmap, _, _ = color_scale(maps)
     los, his = limits(maps, s["norm"])
     kernel = ex.data.kernel(s["layer"], k, s["snapshot"])
-    gs = fig.add_gridspec(1, 4, left=0.03, right=0.97, bottom=0.06, top=top, wspace=0.25,
+    gs = fig.add_gridspec(1, 4, left=0.03, right=0.97, bottom=bottom, top=top, wspace=0.25,
                           width_ratios=[1, 1.6, 0.08, 1])
     _input(fig, ex, gs[0, 0])
     ax = fig.add_subplot(gs[0, 1], label=f"channel {k}")
     _show(ax, maps[k], cmap, los[k], his[k])
     ax.set_title(f"{s['layer']} · filter {k}", fontsize=10)
+    if found is not None:
+        _mark(ax, found["row"], found["col"])
+        if found.get("input_is_image"):       # the window the kernel reads, on the image
+            patch = found["shown"][0]["patch"]
+            (r0, c0), (dr, dc) = found["origin"], found["dilation"]
+            _mark(fig.axes[-2], r0, c0, (len(patch) - 1) * dr + 1, (len(patch[0]) - 1) * dc + 1)
     _colorbar(fig, fig.add_subplot(gs[0, 2], label="colorbar"), cmap, los[k], his[k], "")
     ax = fig.add_subplot(gs[0, 3], label=f"filter {k}")
     ax.set_axis_off()
@@ -140,6 +151,78 @@ def _single(fig: Any, ex: Any, maps: np.ndarray, s: dict, top: float) -> None:
     ax.set_title(f"filter ({kernel.shape[0]} × {kh}×{kw})", fontsize=10)
 
 
+#: input channels whose patch, kernel and products the still draws (largest contributions)
+STILL_CHANNELS = 3
+
+
+def _inspection(ex: Any) -> dict | None:
+    """The inspector's current result, if it takes apart a value of the map on show."""
+    found = getattr(getattr(ex, "canvas", None), "inspection", None) or {}
+    s = ex.state
+    if (found.get("ok") and s["view"] != "grid" and found.get("layer") == s["layer"]
+            and found.get("channel") == s["channel"]):
+        return found
+    return None
+
+
+def _mark(ax: Any, row: float, col: float, height: float = 1, width: float = 1) -> None:
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((col - 0.5, row - 0.5), width, height, fill=False,
+                           edgecolor=GREEN, linewidth=2.5))
+
+
+def _cells(ax: Any, values: np.ndarray, title: str, top: float, numbers: bool) -> None:
+    ax.imshow(values, cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+    if numbers:
+        for (i, j), v in np.ndenumerate(values):
+            ax.text(j, i, f"{v:.2f}".replace("-", "−"), ha="center", va="center", fontsize=5.5,
+                    color="white" if abs(v) > 0.6 * top else "black")
+
+
+def _num(v: float) -> str:
+    """A number of the inspector's arithmetic: 3 decimals below 1, 2 above; a true minus."""
+    return (f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}").replace("-", "−")
+
+
+def _inspector(fig: Any, found: dict, where: Any) -> None:
+    """The strip under the one-map view: patch x kernel = products, per input channel, and
+    the arithmetic in words."""
+    shown = found["shown"][:STILL_CHANNELS]
+    many = found["channels"] > 1
+    numbers = not many and len(shown[0]["patch"]) <= 5
+    sub = where.subgridspec(3, 4 * len(shown), height_ratios=[0.14 if many else 0.01, 1, 0.14],
+                            wspace=0.12, hspace=0.1, width_ratios=[1, 1, 1, 0.35] * len(shown))
+    for k, part in enumerate(shown):
+        arrays = [np.asarray(part[key], dtype=float) for key in ("patch", "kernel", "products")]
+        for i, (a, name) in enumerate(zip(arrays, ("patch", "× kernel", "= products"))):
+            ax = fig.add_subplot(sub[1, 4 * k + i], label=f"inspector {name} {part['channel']}")
+            _cells(ax, a, name, float(np.abs(a).max()) or 1.0, numbers)
+        fig.add_subplot(sub[1, 4 * k + 3]).set_axis_off()
+        for row, text in ((0, f"input channel {part['channel']}" if many else ""),
+                          (2, f"products summed: {_num(part['sum'])}")):
+            ax = fig.add_subplot(sub[row, 4 * k:4 * k + 3], label=f"inspector {row} {k}")
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=8.5,
+                    weight="bold" if row == 0 else "normal", transform=ax.transAxes)
+    where_ = f"{found['layer']} · filter {found['channel']} at (row {found['row']}, column {found['col']})"
+    if many:
+        rest = found["channels"] - len(shown)
+        others = found["sum"] - sum(part["sum"] for part in shown)
+        terms = " + ".join(_num(part["sum"]) for part in shown)
+        line = (f"{where_}: {found['channels']} input channels; the {len(shown)} largest give "
+                f"{terms}, the other {rest} {_num(others)}. Sum {_num(found['sum'])}")
+    else:
+        n = int(np.asarray(shown[0]["products"]).size)
+        line = f"{where_}: the {n} products summed, {_num(found['sum'])}"
+    line += (f" + bias {_num(found['bias'])} = {_num(found['total'])}, the value in the map "
+             f"({_num(found['value'])})")
+    fig.text(0.5, 0.012, line, ha="center", va="bottom", fontsize=8.5, wrap=True)
+
+
 def still(ex: Any, caption: bool = True) -> Any:
     """The explorer's current state as a matplotlib ``Figure`` (see the module)."""
     from matplotlib.figure import Figure
@@ -155,6 +238,11 @@ def still(ex: Any, caption: bool = True) -> Any:
                   + (1.0 if caption else 0.3))
     else:
         width, height = 9.0, 3.4 + (0.7 if caption else 0.1)
+    found = _inspection(ex)
+    strip = 0.0
+    if found is not None:
+        strip = 2.4 if len(found["shown"]) == 1 else 1.9
+        height += strip
     fig = Figure(figsize=(width, height), dpi=100, facecolor="white")
     top = 1 - (0.75 if caption else 0.1) / height
     if caption:
@@ -164,5 +252,10 @@ def still(ex: Any, caption: bool = True) -> Any:
     if s["view"] == "grid":
         _grid(fig, ex, maps, s, top - 0.22 / height)   # room for the input's title
     else:
-        _single(fig, ex, maps, s, top - 0.06)
+        bottom = 0.06 if found is None else (strip + 0.25) / height
+        _single(fig, ex, maps, s, top - 0.06, bottom, found)
+        if found is not None:
+            gs = fig.add_gridspec(1, 1, left=0.06, right=0.94, bottom=0.45 / height,
+                                  top=(strip - 0.1) / height)
+            _inspector(fig, found, gs[0, 0])
     return fig
