@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import featviz
-from featviz.exercises import lesson07
+from featviz.exercises import lesson07, lesson07_attribution
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_where_it_looks.ipynb"
 
@@ -214,6 +214,16 @@ def test_p2_fc3_alone_random_sends_grad_cam_to_the_floor(capsys):
     assert_wrong(capsys, lesson07.p2, "high", "random fc3")
 
 
+def test_p3_placed_grad_cam_deletes_faster_than_stretched(capsys):
+    placed, stretched = lesson07_attribution.grad_cam_deletion_areas()
+    assert 0 < placed < stretched < 1
+    assert lesson07.p3.reference() == "yes"
+    for answer in ("yes", " Yes ", "placed", True):
+        assert_right(capsys, lesson07.p3, answer)
+    assert_wrong(capsys, lesson07.p3, "no", "falls more slowly")
+    assert_wrong(capsys, lesson07.p3, 1, "as a string")
+
+
 # --------------------------------------------------------------------------- the notebook
 
 @pytest.fixture(scope="module")
@@ -245,6 +255,11 @@ def test_each_prediction_is_asked_before_the_cells_that_answer_it(cells):
     p2 = _index(cells, r"ex\.p2\.check", "code")
     assert p2 < _index(cells, r"cascade = \{", "code")
     assert "fc3" in cells[p2 - 1].source and "alone" in cells[p2 - 1].source
+    p3 = _index(cells, r"ex\.p3\.check", "code")
+    assert p3 < _index(cells, r"curves = \{mode:", "code")
+    assert _index(cells, r"\*\*Predict \(p3\)", "markdown") == p3 - 1
+    above = "\n".join(_shown(c) for c in cells[:p3]).lower()
+    assert "more faithful than stretch" not in above and "grad-cam stretched" not in above
 
 
 def test_no_answer_is_shown_above_its_question(cells):

@@ -580,6 +580,8 @@ p2 = Exercise(
     reference=random_fc3_level,
 )
 
+from .lesson07_attribution import p3 as p3  # noqa: E402  (faithfulness, section 9)
+
 
 questionnaire = Questionnaire((
     ("What does a saliency map compute, and why is it noisy? What does SmoothGrad change?",
