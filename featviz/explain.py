@@ -370,6 +370,10 @@ class Maximized:
         (normalised, like the data).
     scores : ``(n,)`` the objective reached by each image (without jitter).
     history : ``(steps, n)`` the objective at every step.
+    param : ``"pixel"`` or ``"fourier"``, how the images were parameterised.
+    variants : ``(n, k, C, H, W)`` with ``n_images=k``: the ``k`` diverse images of
+        each channel (``images`` is ``variants[:, 0]``); None for one image each.
+    variant_scores : ``(n, k)`` the objective each variant reaches; or None.
     """
 
     layer: str
@@ -377,6 +381,9 @@ class Maximized:
     images: torch.Tensor
     scores: torch.Tensor
     history: torch.Tensor
+    param: str = "pixel"
+    variants: torch.Tensor | None = None
+    variant_scores: torch.Tensor | None = None
 
     def __repr__(self) -> str:
         return (f"Maximized(layer={self.layer!r}, channels={self.channels}, "
@@ -416,7 +423,7 @@ def maximize_activation(
     channel: int | Sequence[int] | None = None,
     *,
     steps: int = 128,
-    lr: float = 0.1,
+    lr: float | None = None,
     jitter: int = 1,
     blur: float = 0.4,
     decay: float = 0.01,
@@ -424,6 +431,10 @@ def maximize_activation(
     value_range: tuple[float, float] | None = None,
     input_size: Sequence[int] | None = None,
     seed: int = 0,
+    param: str = "pixel",
+    n_images: int = 1,
+    diversity: float = 1.0,
+    transforms: Any = "small",
 ) -> Maximized:
     """Synthesise inputs that excite channels of ``layer``, by gradient ascent from noise.
 
@@ -433,6 +444,14 @@ def maximize_activation(
     blurred (Gaussian, ``blur`` pixels) and pulled towards the dark background by
     ``decay``, and kept in ``value_range``. Several channels are optimised
     together, one image each.
+
+    ``param="fourier"`` instead holds each image as a Fourier spectrum scaled by
+    1/frequency and mapped into ``value_range`` by a sigmoid, and makes it robust
+    to random padding, shifts, scaling and rotation (``transforms``; see
+    :mod:`featviz.fourier`, which says what the defaults are and why): images with
+    fewer high-frequency artefacts, that reach a higher activation too (on the
+    course's SimpleCNN, for every conv2 channel).
+    There ``jitter``, ``blur`` and ``decay`` are not used.
 
     Parameters
     ----------
@@ -450,6 +469,15 @@ def maximize_activation(
     seed : the noise and the jitter are drawn from this seed: same seed, same image
         (on one device; gradient ascent magnifies rounding, so a CPU and a GPU run
         reach different images of the same kind).
+    lr : Adam's step, default 0.1 (of the value range for ``"pixel"``; on the
+        spectrum for ``"fourier"``: Lucid's 0.05 climbs less far in 128 steps).
+    param : ``"pixel"`` (the default) or ``"fourier"``.
+    n_images : with ``"fourier"``, how many images per channel (``variants``),
+        pushed apart by ``diversity`` times a penalty on how alike their feature
+        maps are (:func:`featviz.fourier.diversity_penalty`); 0 lets them be alike.
+    transforms : with ``"fourier"``, a :class:`featviz.fourier.Transforms`, None for
+        none, ``"small"`` (the default, :data:`featviz.fourier.SMALL`) or ``"scaled"``
+        (Lucid's defaults scaled to the image's width).
 
     Returns
     -------
@@ -461,6 +489,10 @@ def maximize_activation(
     >>> digit = maximize_activation(model, "fc3", 4, steps=32, value_range=featviz.MNIST_RANGE)
     >>> featviz.predict(model, digit.images)[0]              # the model's idea of a 4
     tensor([4])
+    >>> smooth = maximize_activation(model, "conv2", [6], steps=16, param="fourier",
+    ...                              n_images=2, value_range=featviz.MNIST_RANGE)
+    >>> smooth.images.shape, smooth.variants.shape
+    (torch.Size([1, 1, 28, 28]), torch.Size([1, 2, 1, 28, 28]))
     """
     name, _ = _one_layer(model, layer)
     if not isinstance(steps, int) or steps < 1:
@@ -474,6 +506,16 @@ def maximize_activation(
     if isinstance(position, str) and position not in ("center", "mean"):
         raise ValueError(f"position must be 'center', 'mean' or (row, col), got {position!r}.")
     keep = _Keep.make(blur, decay, value_range)
+    if param == "fourier":
+        return _maximize_fourier(model, name, shape, chans, position, keep, steps=steps,
+                                 lr=0.1 if lr is None else lr, seed=seed, n_images=n_images,
+                                 diversity=diversity, transforms=transforms)
+    if param != "pixel":
+        raise ValueError(f"param must be 'pixel' or 'fourier', got {param!r}.")
+    if n_images != 1:
+        raise ValueError(f"n_images={n_images!r}: several images per channel need "
+                         "param='fourier'.")
+    lr = 0.1 if lr is None else lr
 
     gen = torch.Generator()
     # each channel's start is drawn from (seed, channel), so its image does not depend
@@ -487,6 +529,43 @@ def maximize_activation(
     history, final = _ascend(model, name, x, chans, position, shifts, lr * keep.span, keep)
     return Maximized(layer=name, channels=chans, images=x.detach().to("cpu", torch.float32),
                      scores=final, history=history)
+
+
+def _maximize_fourier(model: nn.Module, name: str, shape: tuple[int, ...], chans: list[int],
+                      position: Any, keep: _Keep, *, steps: int, lr: float, seed: int,
+                      n_images: int, diversity: float, transforms: Any) -> Maximized:
+    """``maximize_activation(..., param="fourier")``: ``n_images`` per channel."""
+    from . import fourier
+
+    if not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images must be a positive int, got {n_images!r}.")
+    if transforms == "small":
+        transforms = fourier.SMALL
+    elif transforms == "scaled":
+        transforms = fourier.scaled_transforms(shape[-1])
+    elif transforms is not None and not isinstance(transforms, fourier.Transforms):
+        raise ValueError(f"transforms must be 'small', 'scaled', None or a featviz.fourier.Transforms, "
+                         f"got {transforms!r}.")
+    k = n_images
+    image = fourier.FourierImage(
+        shape, value_range=keep.value_range,
+        seeds=[int(seed) * 1_000_003 + c * 1_009 + j for c in chans for j in range(k)]).to(
+        device=model_device(model), dtype=model_dtype(model))
+    target = torch.tensor([c for c in chans for _ in range(k)], device=image.spectrum.device)
+
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with hooks.capture(model, [name], to_cpu=False, detach=False) as acts:
+            model(x)
+        return _objective(acts[name], target, position, name), acts[name]
+
+    with inference_mode(model, requires_grad=False), torch.enable_grad():
+        x, history, final = fourier.ascend(image, forward, steps, lr, transforms, keep.low,
+                                           seed, k=k, diversity=diversity)
+    x = x.to("cpu", torch.float32).reshape(len(chans), k, *shape)
+    scores = final.reshape(len(chans), k)
+    return Maximized(layer=name, channels=chans, images=x[:, 0].clone(), scores=scores[:, 0].clone(),
+                     history=history[:, ::k].clone(), param="fourier",
+                     variants=x if k > 1 else None, variant_scores=scores if k > 1 else None)
 
 
 def _ascent_channels(model: nn.Module, name: str, shape: tuple[int, ...],
