@@ -263,7 +263,7 @@ def pretrained_variant(variant: str = "baseline", seed: int = 0,
         up to 6 px and rotations up to 30 degrees), ``"antialiased"`` (anti-aliased
         pooling), ``"both"``, or ``"targeted"`` (the baseline with the loss on 4s and 9s
         weighted up). ``featviz_meta`` holds the recipe and the test accuracy.
-    seed : 0, 1 or 2: the same recipe trained from three initialisations.
+    seed : which initialisation; the seeds shipped are listed in the manifest.
 
     The file is made by ``python scripts/train_lesson09.py``; until it is, this raises
     ``FileNotFoundError``.
