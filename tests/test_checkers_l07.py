@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import featviz
-from featviz.exercises import lesson07, lesson07_attribution
+from featviz.exercises import attribution07, lesson07
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_where_it_looks.ipynb"
 
@@ -215,7 +215,7 @@ def test_p2_fc3_alone_random_sends_grad_cam_to_the_floor(capsys):
 
 
 def test_p3_placed_grad_cam_deletes_faster_than_stretched(capsys):
-    placed, stretched = lesson07_attribution.grad_cam_deletion_areas()
+    placed, stretched = attribution07.grad_cam_deletion_areas()
     assert 0 < placed < stretched < 1
     assert lesson07.p3.reference() == "yes"
     for answer in ("yes", " Yes ", "placed", True):

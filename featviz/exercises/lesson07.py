@@ -580,7 +580,7 @@ p2 = Exercise(
     reference=random_fc3_level,
 )
 
-from .lesson07_attribution import p3 as p3  # noqa: E402  (faithfulness, section 9)
+from .attribution07 import p3 as p3  # noqa: E402  (faithfulness, section 9)
 
 
 questionnaire = Questionnaire((
