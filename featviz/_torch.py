@@ -115,7 +115,9 @@ def as_tensor(x: Any, model: nn.Module | None = None, *, what: str = "x") -> Ten
     if model is not None:
         device, dtype = model_device(model), model_dtype(model)
         if t.device != device or (t.is_floating_point() and t.dtype != dtype):
-            t = t.to(device=device, dtype=dtype)
+            # a pinned batch (DataLoader(pin_memory=True)) is copied while the GPU works
+            early = device.type != "cpu" and t.device.type == "cpu" and t.is_pinned()
+            t = t.to(device=device, dtype=dtype, non_blocking=early)
     return t
 
 
