@@ -105,3 +105,11 @@ def test_transforms_keep_the_size_and_scale_from_lucid():
     assert fourier.scaled_transforms(28) == fourier.SCALED_28
     lucid = fourier.scaled_transforms(224)
     assert (lucid.pad, lucid.jitter, lucid.jitter_after, lucid.rotate) == (12, 8, 4, 10.0)
+
+
+def test_the_image_is_the_scaled_inverse_fft_softened():
+    image = fourier.FourierImage((1, 10, 12), n=2, init=1.0)
+    spec = torch.view_as_complex(image.spectrum) * image.scale
+    expected = torch.fft.irfft2(spec, s=(10, 12)) / fourier.SOFTEN
+    torch.testing.assert_close(image(), expected)
+    assert fourier.SOFTEN == 4.0   # lr=0.1 for param="fourier" was measured with it
