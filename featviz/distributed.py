@@ -14,8 +14,10 @@ When ``torch.distributed`` is initialised (gloo on CPU, nccl on GPU), featviz's 
    global index); scores and statistics agree to float rounding, which depends on
    which images share a batch (as it does when ``batch_size`` changes).
 
-Patches are cut once, after the merge, from the images fetched by global index
-through the data (tensors, Datasets and in-order DataLoaders all allow it).
+Patches are cut once, after the merge: each top image is read once, by global index,
+through the data where it allows random access (tensors, Datasets, in-order
+DataLoaders); otherwise (numpy arrays, sequences) the rank whose shard holds it
+sends it to the others (:func:`share_held`), so only the top images travel.
 
 ``distributed=False`` opts out: each rank then scans all of ``data`` on its own.
 Every collective goes through :func:`all_reduce` / :func:`all_gather` here, which
@@ -28,8 +30,8 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor
 
-__all__ = ["active", "world", "shard", "global_index", "all_reduce", "all_gather",
-           "merge_sums", "merge_top", "BYTES_MOVED"]
+__all__ = ["active", "world", "shard", "global_index", "all_reduce", "all_gather", "broadcast",
+           "merge_sums", "merge_top", "share_held", "BYTES_MOVED"]
 
 BYTES_MOVED = {"sent": 0, "calls": 0}  # what this process handed to collectives
 
@@ -80,6 +82,16 @@ def all_gather(t: Tensor) -> Tensor:
     return torch.stack(out).to(t.device)
 
 
+def broadcast(t: Tensor, src: int) -> Tensor:
+    """Rank ``src``'s ``t`` on every rank (``t`` gives the shape and dtype on the others)."""
+    buf = t.detach().to(_device()).contiguous().clone()
+    if world()[0] == src:
+        BYTES_MOVED["sent"] += buf.numel() * buf.element_size()
+    BYTES_MOVED["calls"] += 1
+    torch.distributed.broadcast(buf, src=src)
+    return buf.to(t.device)
+
+
 # --------------------------------------------------------------------------- sharding
 
 class _Unpadded(torch.utils.data.Sampler):
@@ -106,32 +118,57 @@ def _length(data: Any) -> int:
     return len(data)
 
 
+def _loader_like(loader: Any, sampler: torch.utils.data.Sampler) -> Any:
+    """``loader`` over ``sampler``, with its batch size, workers, pinning and collation."""
+    from torch.utils.data import DataLoader
+
+    if loader.drop_last:
+        raise ValueError("a distributed scan cannot use a DataLoader with drop_last=True: each "
+                         "rank would drop a different tail, so no rank could return what one "
+                         "process returns. Pass drop_last=False, or distributed=False.")
+    workers = loader.num_workers
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
+                      num_workers=workers, pin_memory=loader.pin_memory,
+                      pin_memory_device=loader.pin_memory_device, collate_fn=loader.collate_fn,
+                      timeout=loader.timeout, worker_init_fn=loader.worker_init_fn,
+                      multiprocessing_context=loader.multiprocessing_context if workers else None,
+                      generator=loader.generator,
+                      prefetch_factor=loader.prefetch_factor if workers else None,
+                      persistent_workers=loader.persistent_workers and workers > 0)
+
+
 def shard(data: Any, batch_size: int) -> Any:
     """This rank's part of ``data`` (images ``rank::world``), in a form ``batches`` takes.
 
+    Tensors and numpy arrays (alone or as an ``(images, labels)`` pair) are sliced; a
+    Dataset is read through a ``DistributedSampler`` (without its padding); a DataLoader
+    that reads in order is rebuilt over that sampler with its own batch size,
+    ``num_workers``, ``pin_memory``, ``collate_fn`` and worker settings.
+
     Raises a ``ValueError`` (on every rank alike, so none waits for the others) for data
-    that has no fixed order (a shuffled DataLoader) or fewer images than ranks.
+    that has no fixed order (a shuffled DataLoader), a DataLoader with ``drop_last=True``
+    or fewer images than ranks.
     """
     from torch.utils.data import DataLoader, Dataset, SequentialSampler
 
+    from ._torch import _is_array
+
     rank, size = world()
-    n = _length(data)
+    pair = isinstance(data, (tuple, list)) and len(data) == 2 and _is_array(data[0])
+    n = len(data[0]) if pair else _length(data)
     if n < size:
         raise ValueError(f"data has {n} images for {size} processes; a distributed scan needs "
                          "at least one image per rank (or pass distributed=False).")
-    if isinstance(data, Tensor):
+    if _is_array(data):
         return data[rank::size]
-    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[0], Tensor):
+    if pair:
         return data[0][rank::size], (None if data[1] is None else data[1][rank::size])
     if isinstance(data, DataLoader):
         if not isinstance(data.sampler, SequentialSampler) or data.batch_sampler is None:
             raise ValueError("a distributed scan needs a DataLoader that reads its dataset in "
                              "order (shuffle=False, no custom sampler): the merge ranks ties by "
                              "the index in the dataset. Pass the Dataset itself, or distributed=False.")
-        return DataLoader(data.dataset, batch_size=data.batch_size,
-                          sampler=_Unpadded(data.dataset, rank, size),
-                          num_workers=data.num_workers, pin_memory=data.pin_memory,
-                          collate_fn=data.collate_fn)
+        return _loader_like(data, _Unpadded(data.dataset, rank, size))
     if isinstance(data, Dataset) or hasattr(data, "__getitem__"):
         return DataLoader(data, batch_size=batch_size, sampler=_Unpadded(data, rank, size))
     raise TypeError(f"a distributed scan takes a tensor, an (images, labels) pair, a Dataset or "
@@ -186,3 +223,31 @@ def merge_top(top: tuple[Tensor, Tensor, Tensor], k: int) -> tuple[Tensor, Tenso
     order = order[:min(k, n_real)]
     pick = every.gather(0, order[..., None].expand(-1, -1, 4))
     return pick[..., 0].float(), pick[..., 1:3].long(), pick[..., 3].long()
+
+
+def share_held(held: dict[int, tuple[Tensor, Tensor | None]],
+               ids: list[int]) -> tuple[Tensor, Tensor | None]:
+    """The images (and labels) with global indices ``ids`` (the same list on every rank),
+    each sent once by the rank whose shard holds it (index ``% world``), from ``held``
+    (global index -> (image, label or None)), which holds at least one image on each rank.
+
+    Moves the top images only, once each: ``len(ids)`` images in all.
+    """
+    rank, size = world()
+    like_image, like_label = next(iter(held.values()))
+    ims = like_image.new_zeros((len(ids), *like_image.shape))
+    labs = None if like_label is None else torch.as_tensor(like_label).new_zeros((len(ids),))
+    for src in range(size):
+        rows = [j for j, g in enumerate(ids) if g % size == src]
+        if not rows:
+            continue
+        part = ims[rows]
+        if src == rank:
+            part = torch.stack([held[ids[j]][0] for j in rows]).to(ims.dtype)
+        ims[rows] = broadcast(part, src)
+        if labs is not None:
+            lab = labs[rows]
+            if src == rank:
+                lab = torch.stack([torch.as_tensor(held[ids[j]][1]) for j in rows]).to(labs.dtype)
+            labs[rows] = broadcast(lab, src)
+    return ims, labs

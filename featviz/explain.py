@@ -245,21 +245,20 @@ def top_activating(
     split = _dist.active(distributed)
     seen = 0
     spatial, image_size, n_channels = False, None, None
+    reduce = _TopReduce(wanted)
     with inference_mode(model, requires_grad=False):
         for images, labels, acts in hooks.batched_activations(
                 model, _dist.shard(data, batch_size) if split else data, [name],
-                batch_size=batch_size, device=device, reduce="max", distributed=False,
+                batch_size=batch_size, device=device, reduce=reduce, distributed=False,
                 stop_after=stop_after):
             a = acts[name].detach()  # maps reduced in the hook: (b, C, [max, row, col])
             images = torch.as_tensor(images)  # numpy batches come as they were given
             labels = torch.as_tensor(labels) if labels is not None else None
             if n_channels is None:
-                n_channels = _check_scanned(a, name, wanted)
+                n_channels = _check_scanned(a, name, wanted, reduce.n_channels)
                 spatial = a.dim() == 3
                 image_size = tuple(images.shape[1:])
             a = a.cpu()
-            if wanted is not None:
-                a = a[:, wanted]
             b = a.shape[0]
             if spatial:
                 vals, where = a[..., 0].float(), a[..., 1:].long()  # (b, C), (b, C, 2)
@@ -267,32 +266,76 @@ def top_activating(
                 vals, where = a.float(), torch.zeros(*a.shape, 2, dtype=torch.long)
             idx = torch.arange(seen, seen + b).unsqueeze(1).expand_as(vals)
             top = _merge_top(top, vals, where, _dist.global_index(idx) if split else idx, k)
+            reduce.above = top[0][-1] if len(top[0]) == k else None
             if source is None:
-                _keep_ranked(pool, top[2], images, labels, seen)
+                _keep_ranked(pool, top[2], images, labels,
+                             (_dist.global_index(idx[:, 0]) if split else idx[:, 0]).tolist())
             seen += b
     if top is None or n_channels is None:  # set together, by the first batch
         raise ValueError("data holds no images; top_activating needs at least one.")
-    if split:  # every shard of a distributed scan can be read again by index
+    if split:
         top = _dist.merge_top(top, k)
 
     rf = None
     if spatial and patches:
         rf = receptive_field(model, name, input_size=image_size)
     channels = wanted if wanted is not None else list(range(n_channels))
-    fetch = (lambda ids: _fetch(source, ids)) if source is not None else (
-        lambda ids: _from_pool(pool, ids))
+    # each top image is read once, after the merge: by index where the data allows it,
+    # else from the images kept (in a distributed scan, sent by the rank that holds each)
+    ids = sorted(set(top[2].flatten().tolist()))
+    ims, labs = (_fetch(source, ids) if source is not None else
+                 _dist.share_held(pool, ids) if split else _from_pool(pool, ids))
+    row = {g: j for j, g in enumerate(ids)}
+
+    def fetch(want: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        at = torch.tensor([row[g] for g in want], dtype=torch.long)
+        return ims[at], (labs[at] if labs is not None else None)
+
     results = {ch: _top_result(name, ch, col, top, fetch, spatial, rf)
                for col, ch in enumerate(channels)}
     return results[channels[0]] if single else results
 
 
-def _check_scanned(a: torch.Tensor, name: str, wanted: list[int] | None) -> int:
+class _TopReduce:
+    """The reduction ``top_activating`` runs in the hook: maps ``(N, C, H, W)`` ->
+    ``(N, C', 3)``, each (wanted) channel's ``[maximum, row, column]`` like
+    :func:`featviz.hooks.channel_max`, but the position (the costly part) is found only
+    where the maximum beats ``above``, the running ``k``-th best of each channel (the
+    others cannot enter the top: a tie goes to the earlier image, already there);
+    elsewhere it is 0. Features ``(N, F)`` are kept whole."""
+
+    def __init__(self, wanted: list[int] | None) -> None:
+        self.wanted = wanted
+        self.above: torch.Tensor | None = None  # (C',) set by the scan after each batch
+        self.n_channels: int | None = None  # the layer's, seen by the first call
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        self.n_channels = t.shape[1] if t.dim() >= 2 else None
+        if self.wanted is not None and t.dim() >= 2 and max(self.wanted) < t.shape[1]:
+            t = t[:, self.wanted]
+        if t.dim() < 3:
+            return t
+        flat = t.flatten(2)
+        values = flat.amax(dim=2)
+        where = torch.zeros(values.shape, dtype=torch.long, device=t.device)
+        if self.above is None:
+            ask = torch.ones_like(values, dtype=torch.bool)
+        else:  # NaN sorts first, like the largest value
+            ask = (values > self.above.to(values.device)) | values.isnan()
+        if bool(ask.any()):
+            where[ask] = flat[ask].max(dim=1).indices  # the first maximum, as channel_max
+        kind, width = torch.promote_types(t.dtype, torch.float32), t.shape[-1]
+        return torch.stack([values.to(kind), (where // width).to(kind),
+                            (where % width).to(kind)], -1)
+
+
+def _check_scanned(a: torch.Tensor, name: str, wanted: list[int] | None,
+                   n_channels: int | None) -> int:
     """The layer's channel count, after checking its reduced output and ``wanted``."""
-    if a.dim() not in (2, 3):
+    if a.dim() not in (2, 3) or n_channels is None:
         raise ValueError(
             f"layer {name!r} outputs shape {tuple(a.shape)}; top_activating "
             f"needs maps (N, C, H, W) or features (N, F).")
-    n_channels = a.shape[1]
     bad = [c for c in (wanted or []) if not 0 <= c < n_channels]
     if bad:
         raise ValueError(
@@ -304,6 +347,11 @@ def _check_scanned(a: torch.Tensor, name: str, wanted: list[int] | None) -> int:
 def _merge_top(top: tuple[torch.Tensor, ...] | None, vals: torch.Tensor, where: torch.Tensor,
                idx: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The running top-``k`` per channel after one more batch: (values, positions, indices)."""
+    if top is not None and len(top[0]) == k:  # only images above a k-th best can enter
+        enter = ((vals > top[0][-1]) | vals.isnan()).any(1)
+        if not bool(enter.any()):
+            return top[0], top[1], top[2]
+        vals, where, idx = vals[enter], where[enter], idx[enter]
     if top is not None:
         vals = torch.cat([top[0], vals])
         where = torch.cat([top[1], where])
@@ -316,14 +364,14 @@ def _merge_top(top: tuple[torch.Tensor, ...] | None, vals: torch.Tensor, where: 
 
 
 def _keep_ranked(pool: dict[int, tuple[torch.Tensor, Any]], top_idx: torch.Tensor,
-                 images: torch.Tensor, labels: torch.Tensor | None, seen: int) -> None:
+                 images: torch.Tensor, labels: torch.Tensor | None, ids: list[int]) -> None:
     """Keep (in ``pool``) only the images some channel still ranks, for data that
-    cannot be fetched again by index."""
+    cannot be fetched again by index; ``ids`` are the batch's scan indices."""
     keep = set(top_idx.unique().tolist())
-    for i in range(seen, seen + len(images)):
+    for j, i in enumerate(ids):
         if i in keep and i not in pool:
-            lab = labels[i - seen].cpu() if labels is not None else None
-            pool[i] = (images[i - seen].detach().cpu().clone(), lab)
+            lab = labels[j].cpu() if labels is not None else None
+            pool[i] = (images[j].detach().cpu().clone(), lab)
     for i in [i for i in pool if i not in keep]:
         del pool[i]
 

