@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # what the lazy table below exports, spelled out for IDEs and
                        digit_examples, load_mnist, mnist_denormalize, mnist_normalize,
                        mnist_tensors)
     from .explain import grad_cam, maximize_activation, occlusion, saliency, top_activating
-    from . import attribution as attribution
+    from . import ablation as ablation, attribution as attribution
+    from .ablation import ablate
     from .attribution import (FaithfulnessCurve, deletion_curve, faithfulness_curve, insertion_curve,
                               integrated_gradients, plot_faithfulness, random_ranking)
     from .geometry import place_by_receptive_field, receptive_field
@@ -134,6 +135,7 @@ _EXPORTS: dict[str, str] = {
     "channel_stats": "stats",
     "robustness": "stats",
     "map_stability": "stats",
+    "ablate": "ablation",
     # course
     "doctor": "selfcheck",
 }
@@ -142,11 +144,12 @@ _SUBMODULES = {
     "data", "models", "training", "hooks", "plots", "widgets",
     "explain", "exercises", "selfcheck", "perturbation", "convolution",
     "geometry", "imagenet", "resnets", "netspec", "stats", "confusion", "attribution",
+    "ablation",
 }
 
 __all__ = [  # the lazy names below, spelled out (tests/test_package.py holds them equal)
     "ConvArithmetic", "FaithfulnessCurve", "MNIST_MEAN", "MNIST_RANGE", "MNIST_STD", "SimpleCNN",
-    "SmallResNet", "UnsupportedModel", "WeightsUnavailable", "activations", "batched_activations",
+    "SmallResNet", "UnsupportedModel", "WeightsUnavailable", "ablate", "activations", "batched_activations",
     "browser_network", "capture", "channel_stats", "confusion_matrix", "conv_arithmetic",
     "data_source", "default_device", "deletion_curve", "digit_batch", "digit_examples", "doctor",
     "evaluate", "explorer", "faithfulness_curve", "fit", "grad_cam", "imagenet_model",
