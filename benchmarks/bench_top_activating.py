@@ -18,7 +18,11 @@ layer, as an ``nn.Sequential``, under ``torch.no_grad``), on the SimpleCNN
 weights needed), with and without early exit (``stop_after``).
 
 Both run in this process, alternately, ``--repeats`` times; the script prints the
-median wall time and the median peak memory of each, and their ratios.
+median wall time and the median peak memory of each, and their ratios. In the floor
+table each way runs once to warm up, then ``--repeats`` times, each in turn first;
+the ratios are the medians of the per-repeat ratios (each against the floor of the
+same repeat, which cancels slow drifts of a shared machine). ``--floor-only`` skips
+the first table.
 
 How memory is measured: torch allocates tensors with C ``malloc``, which
 ``tracemalloc`` does not see, so the script reads the kernel's peak resident set
@@ -107,14 +111,19 @@ def truncated(model: torch.nn.Module, layer: str) -> torch.nn.Sequential:
 
 
 def floor_table(repeats: int, batch_size: int, simple_images: torch.Tensor) -> None:
-    """Median seconds of the truncated pass, the scan with early exit and without."""
+    """Median seconds of the truncated pass, the scan with early exit and without, and the
+    medians of their per-repeat ratios to the truncated pass."""
     import torchvision
 
     torch.manual_seed(0)
     cases = [("SimpleCNN conv2", featviz.pretrained().eval(), "conv2", simple_images),
              ("ResNet-18 layer1 64x64", torchvision.models.resnet18(weights=None).eval(),
               "layer1", torch.randn(2048, 3, 64, 64))]
-    print(f"\n{'':24s} {'floor':>9s} {'early exit':>11s} {'full pass':>10s} "
+    print(f"\nthe scan against its floor: medians of {repeats} repeats, after one warm-up each")
+    print("  floor: the model's children up to the layer as an nn.Sequential, under no_grad")
+    print("  early exit: top_activating(..., k=9, stop_after='auto'), the default")
+    print("  full pass: top_activating(..., k=9, stop_after=False)")
+    print(f"{'':24s} {'images':>7s} {'floor':>9s} {'early exit':>11s} {'full pass':>10s} "
           f"{'early/floor':>12s} {'full/floor':>11s}")
     for label, model, layer, images in cases:
         cut = truncated(model, layer)
@@ -131,15 +140,20 @@ def floor_table(repeats: int, batch_size: int, simple_images: torch.Tensor) -> N
             "full": lambda m=model, x=images, L=layer: top_activating(
                 m, x, L, k=9, batch_size=batch_size, stop_after=False),
         }
+        for fn in ways.values():  # warm-up: allocator, thread pool, first-call costs
+            fn()
         times: dict[str, list[float]] = {k: [] for k in ways}
-        for _ in range(repeats):
-            for name, fn in ways.items():
+        names = list(ways)
+        for r in range(repeats):
+            for name in names[r % 3:] + names[:r % 3]:  # each way first in turn
                 start = time.perf_counter()
-                fn()
+                ways[name]()
                 times[name].append(time.perf_counter() - start)
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{label:24s} {med['floor']:7.2f} s {med['early']:9.2f} s {med['full']:8.2f} s "
-              f"{med['early'] / med['floor']:11.2f}x {med['full'] / med['floor']:10.2f}x")
+        ratio = {k: statistics.median(a / b for a, b in zip(times[k], times["floor"]))
+                 for k in ("early", "full")}
+        print(f"{label:24s} {len(images):7,d} {med['floor']:7.2f} s {med['early']:9.2f} s "
+              f"{med['full']:8.2f} s {ratio['early']:11.2f}x {ratio['full']:10.2f}x")
 
 
 # --------------------------------------------------------------------------- the two ways
@@ -174,6 +188,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the first 10,000 images only")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the table against a forward pass truncated at the layer")
+    ap.add_argument("--floor-only", action="store_true",
+                    help="only the table against the truncated forward pass")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's own choice)")
     args = ap.parse_args()
@@ -194,6 +210,9 @@ def main() -> int:
     print(f"model: {which}; task: top 9 images for all 32 conv2 channels of "
           f"{len(images):,} images; torch threads: {torch.get_num_threads()}; "
           f"batch size {args.batch_size}; {args.repeats} repeats")
+    if args.floor_only:
+        floor_table(args.repeats, args.batch_size, images)
+        return 0
     if not PROC.joinpath("clear_refs").exists():
         print("memory: /proc/self/clear_refs is not available here, peak memory not measured")
 

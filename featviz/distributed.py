@@ -11,8 +11,11 @@ When ``torch.distributed`` is initialised (gloo on CPU, nccl on GPU), featviz's 
    with collectives that carry O(k * C * world) numbers, never the maps;
 3. every rank returns what one process returns over the whole data: the same images,
    indices, positions and patches, ties included (they go to the image with the smaller
-   global index); scores and statistics agree to float rounding, which depends on
-   which images share a batch (as it does when ``batch_size`` changes).
+   global index). Scores are equal bit for bit where a layer's maps of an image depend
+   on that image alone (convolutions, pooling); a matrix product (a linear layer)
+   rounds its last bits differently with other images in its batch, and the statistics
+   sum in another order, so those agree to float rounding (as with another
+   ``batch_size``).
 
 Patches are cut once, after the merge: each top image is read once, by global index,
 through the data where it allows random access (tensors, Datasets, in-order
@@ -146,14 +149,18 @@ def shard(data: Any, batch_size: int) -> Any:
     ``num_workers``, ``pin_memory``, ``collate_fn`` and worker settings.
 
     Raises a ``ValueError`` (on every rank alike, so none waits for the others) for data
-    that has no fixed order (a shuffled DataLoader), a DataLoader with ``drop_last=True``
-    or fewer images than ranks.
+    that has no fixed order (a shuffled DataLoader, an IterableDataset), a DataLoader with
+    ``drop_last=True``, or fewer images than ranks.
     """
-    from torch.utils.data import DataLoader, Dataset, SequentialSampler
+    from torch.utils.data import DataLoader, Dataset, IterableDataset, SequentialSampler
 
     from ._torch import _is_array
 
     rank, size = world()
+    if isinstance(data.dataset if isinstance(data, DataLoader) else data, IterableDataset):
+        raise ValueError("a distributed scan cannot split an IterableDataset by index: give "
+                         "each rank its own part of the stream and pass distributed=False "
+                         "(then merge with featviz.distributed), or pass a map-style Dataset.")
     pair = isinstance(data, (tuple, list)) and len(data) == 2 and _is_array(data[0])
     n = len(data[0]) if pair else _length(data)
     if n < size:

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -253,6 +257,13 @@ def _check_reads_and_loader_options(model, images) -> None:
                      (torch.utils.data.DataLoader(data, batch_size=8, drop_last=True), "drop_last")):
         with pytest.raises(ValueError, match=why):
             featviz.top_activating(model, bad, "conv2")
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(images[:N])
+
+    for stream in (Stream(), torch.utils.data.DataLoader(Stream(), batch_size=8)):
+        with pytest.raises(ValueError, match="IterableDataset"):
+            featviz.channel_stats(model, stream, "conv2")
     with pytest.raises(ValueError, match="at least one image per rank"):
         featviz.channel_stats(model, images[:1], "conv2")
 
@@ -287,6 +298,26 @@ def test_two_gloo_ranks_return_the_single_process_result():
         for p in ctx.processes:
             if p.is_alive():
                 p.terminate()
+
+
+def test_the_example_under_torchrun_gives_every_rank_the_same_answer():
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("this torch has no gloo backend")
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+         f"--master_port={_free_port()}", str(root / "examples" / "scan_distributed.py"),
+         "--images", str(N)],
+        capture_output=True, text=True, timeout=DEADLINE_S, cwd=root,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = re.findall(r"^rank (\d) of 2: (.*)$", run.stdout, flags=re.M)
+    assert sorted(r for r, _ in lines) == ["0", "1"], run.stdout
+    assert lines[0][1] == lines[1][1] and lines[0][1].startswith(f"{N} images;"), lines
+    one = featviz.top_activating(featviz.pretrained().eval(), torch.utils.data.Subset(
+        featviz.load_mnist(train=False), range(N)), "conv2", k=9)
+    assert f"top images {one[0].indices.tolist()}" in lines[0][1]
+    assert "dead channels of 32" in run.stdout and "rotate 15 deg" in run.stdout
 
 
 def test_distributed_needs_an_initialised_group_and_a_reduce():

@@ -125,7 +125,11 @@ class Capture:
     (later layers such as BatchNorm would miss their update), or with ``grad=True`` /
     ``detach=False`` (the output downstream is needed). ``stop_after="auto"`` uses early
     exit where it is safe and full passes otherwise. Hooks are removed and the model's
-    state is left as it was in every case.
+    state is left as it was in every case. What a stopped pass skips: the model's output
+    (``acts.output`` is None), hooks of your own on later layers, and whatever the
+    model's ``forward`` would do after the layer (use ``False`` for a forward that
+    updates its own state at the end). In a ``with`` block you call the model
+    yourself, so its passes always run to the end.
     """
 
     def __init__(self, model: nn.Module, layers: LayerSpec = None, *,
