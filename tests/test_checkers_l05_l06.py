@@ -3,6 +3,9 @@
 names the slip, and right answers pass in every reasonable form."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +147,22 @@ def test_lesson06_q3_needs_the_corner_unit_not_the_centre(capsys):
     assert verdict(capsys, lesson06.q3, lesson06.corner_image().numpy())[0]
     out = wrong(capsys, lesson06.q3, torch.full((1, 28, 28), 5.0), "outside MNIST's range")
     assert "value_range" in out
+
+
+def test_lesson06_p3_fourier_is_higher_and_the_other_guesses_are_answered(capsys):
+    # the computed answer: on the five channels lesson 06 compares, Fourier beats pixel space
+    assert lesson06.p3.reference() == "fourier"
+    assert verdict(capsys, lesson06.p3, "Fourier")[0]
+    assert verdict(capsys, lesson06.p3, " fft ")[0]
+    wrong(capsys, lesson06.p3, "pixel", "blur", "all five channels")
+    wrong(capsys, lesson06.p3, "it depends", "all five channels")
+    wrong(capsys, lesson06.p3, "wavelet", "not one of the choices")
+    wrong(capsys, lesson06.p3, 2, "as a string")
+
+
+def test_lesson06_p3_asks_about_the_channels_the_lesson_shows():
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "06_filters.ipynb"
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                     if c["cell_type"] == "code")
+    assert f"rows = {list(lesson06.COMPARED)}" in code
+    assert ", ".join(map(str, lesson06.COMPARED[:-1])) in lesson06.p3.prompt

@@ -419,6 +419,60 @@ p2 = Exercise(
 )
 
 
+#: p3's channels: the five conv2 channels lesson 06 compares, pixel and Fourier images.
+COMPARED = (10, 17, 25, 13, 6)
+
+
+@lru_cache(maxsize=1)
+def higher_parameterisation() -> str:
+    """p3's answer, computed: 'fourier' when the Fourier images reach a higher activation
+    than the pixel images on every one of the COMPARED channels (128 steps each), 'pixel'
+    when they reach a lower one on every channel, 'mixed' otherwise."""
+    from ..data import MNIST_RANGE
+    from ..explain import maximize_activation
+
+    chans = list(COMPARED)
+    pixel = maximize_activation(_model(), "conv2", chans, value_range=MNIST_RANGE).scores
+    smooth = maximize_activation(_model(), "conv2", chans, value_range=MNIST_RANGE,
+                                 param="fourier").scores
+    if bool((smooth > pixel).all()):
+        return "fourier"
+    return "pixel" if bool((smooth < pixel).all()) else "mixed"
+
+
+def _higher(answer: Any) -> None:
+    choice = as_choice(answer, {"fourier": ("f", "fft", "fourier images", "spectrum"),
+                                "pixel": ("p", "pixels", "pixel space"),
+                                "mixed": ("m", "neither", "depends", "it depends")},
+                       "'pixel', 'fourier' or 'mixed'")
+    truth = higher_parameterisation()
+    if choice == truth:
+        return
+    if truth == "fourier":
+        why = {"pixel": "in pixel space each pixel climbs on its own, and the blur and the "
+                        "decay pull the image back at every step;",
+               "mixed": "it is not a channel-by-channel toss-up:"}[choice]
+        raise Wrong(f"{why} the Fourier images reach a higher activation on all five "
+                    f"channels, for the same 128 steps.")
+    raise Wrong(f"on these channels the answer is {truth!r}: compare the two rows of scores.")
+
+
+p3 = Exercise(
+    name="p3",
+    prompt="Predict: on conv2 channels 10, 17, 25, 13 and 6, with 128 steps each, which "
+           "parameterisation reaches the higher activation: 'pixel', 'fourier' or 'mixed' "
+           "(it depends on the channel)?",
+    checker=_higher,
+    hint_text="Pixel ascent is held back by its blur and decay at every step; the Fourier "
+              "image has no blur or decay, only a sigmoid that keeps it in range, and one "
+              "step of its spectrum moves the whole image at once.",
+    solution_text="answer = 'fourier'",
+    kind="predict",
+    reference=higher_parameterisation,
+    giveaways=("Fourier / pixel", "Fourier reaches more"),
+)
+
+
 questionnaire = Questionnaire((
     ("Why are conv1's filters readable as pictures, and conv2's are not?",
      "conv1's weights multiply pixels, so a filter is a template of the image; conv2's weights "
@@ -437,6 +491,12 @@ questionnaire = Questionnaire((
      "happens without them?",
      "They keep the synthetic input image-like (robust to small shifts, smooth, mostly "
      "background); without them gradient ascent finds high-frequency patterns no digit has."),
+    ("A Fourier image reaches a higher activation than a pixel image and looks crisper. Does "
+     "that prove what the channel detects? What do you check it against?",
+     "No: a synthetic image is one answer of an optimiser, and feature visualisations can be "
+     "manipulated without changing the network's behaviour (Geirhos et al., 2024). Check it "
+     "against real data (the top-activating patches, and which real patches the layer reads "
+     "like it) and against behaviour."),
     ("How do you recognise a dead channel, and why do the top patches and the synthetic image "
      "not reveal it?",
      "Its best score over the data is 0 (after the ReLU). The top 'patches' are then simply "
@@ -457,6 +517,22 @@ _REGULARISER_SOURCES = (
      "released with it (linked) jitters the image at every step."),
 )
 
+#: Section 4's Fourier images, and the paper behind its conclusion (a readable image is
+#: not proof).
+_FOURIER_SOURCES = (
+    ("Mordvintsev, Pezzotti, Schubert and Olah (2018). Differentiable image "
+     "parameterizations. Distill.",
+     "https://distill.pub/2018/differentiable-parameterizations/",
+     "why the same optimisation draws different pictures in different parameterisations, "
+     "among them the decorrelated Fourier image."),
+    ("Geirhos, Zimmermann, Bilodeau, Brendel and Kim (2024). Don't trust your eyes: on the "
+     "(un)reliability of feature visualizations. ICML.",
+     "https://arxiv.org/abs/2306.04719",
+     "a network can be altered so that its feature visualisations show an arbitrary "
+     "picture while it behaves as before on natural images, and even unaltered networks "
+     "process feature visualisations differently from natural images."),
+)
+
 _shared = _reading(
     ("erhan2009", "activation maximisation: synthesising the input a unit likes best."),
     ("zeiler2014", "top-activating patches of each channel, projected back to pixel space."),
@@ -466,4 +542,5 @@ _shared = _reading(
                 "matters most."),
     ("dumoulin2016", "the arithmetic of strides, padding and dilation behind the recurrence."),
 )
-reading = type(_shared)(_shared.items[:2] + _REGULARISER_SOURCES + _shared.items[2:])
+reading = type(_shared)(_shared.items[:2] + _REGULARISER_SOURCES + _shared.items[2:3]
+                        + _FOURIER_SOURCES + _shared.items[3:])
