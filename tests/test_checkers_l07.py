@@ -15,26 +15,9 @@ import torch
 
 import featviz
 from featviz.exercises import attribution07, lesson07
+from _verdicts import assert_right, assert_wrong
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "07_where_it_looks.ipynb"
-
-
-def verdict(capsys, exercise, answer) -> tuple[bool, str]:
-    capsys.readouterr()
-    ok = exercise.check(answer)
-    return bool(ok), capsys.readouterr().out
-
-
-def assert_right(capsys, exercise, answer) -> None:
-    ok, out = verdict(capsys, exercise, answer)
-    assert ok and out.startswith(f"{exercise.name}: correct!"), out
-
-
-def assert_wrong(capsys, exercise, answer, *expected: str) -> None:
-    ok, out = verdict(capsys, exercise, answer)
-    assert not ok and "not quite" in out, out
-    for text in expected:
-        assert text in out, out
 
 
 # --------------------------------------------------------------------------- q1: Grad-CAM by hand

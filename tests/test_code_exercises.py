@@ -82,6 +82,9 @@ def namespace(lesson: str) -> dict:
             ns["test_images"], ns["test_labels"] = featviz.mnist_tensors(train=False)
             ns["model"] = featviz.pretrained()
             ns["pred"], _ = featviz.predict(ns["model"], ns["test_images"])
+        elif lesson == "lesson09":
+            ns["test_images"], ns["test_labels"] = featviz.mnist_tensors(train=False)
+            ns["model"] = featviz.pretrained()
         elif lesson == "lesson08":
             from torchvision.models import resnet18
 

@@ -20,6 +20,7 @@ LESSONS = {
     "00": "00_start_here", "01": "01_data", "02": "02_model", "03": "03_training",
     "04": "04_feature_maps", "05": "05_explorer", "06": "06_filters",
     "07": "07_where_it_looks", "08": "08_beyond_mnist",
+    "09": "09_better_model",
 }
 PATHS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 BINDER = ("https://mybinder.org/v2/gh/featviz/featviz/HEAD?urlpath=lab/tree/notebooks/{name}")

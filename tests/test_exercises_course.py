@@ -24,22 +24,12 @@ import featviz
 from featviz.exercises import (Exercise, lesson00, lesson02, lesson03, lesson04, lesson05, lesson06,
                                lesson07, lesson08)
 
-
-def verdict(capsys, exercise: Exercise, answer) -> tuple[bool, str]:
-    capsys.readouterr()       # what came before (a data-source line) is not the verdict
-    ok = exercise.check(answer)
-    return ok, capsys.readouterr().out
+import _verdicts
+from _verdicts import assert_wrong, verdict
 
 
 def assert_right(capsys, exercise: Exercise, answer) -> None:
-    ok, out = verdict(capsys, exercise, answer)
-    assert ok and out == f"{exercise.name}: correct!\n", out
-
-
-def assert_wrong(capsys, exercise: Exercise, answer, expected: str) -> None:
-    ok, out = verdict(capsys, exercise, answer)
-    assert not ok and "not quite" in out, out
-    assert expected in out, out
+    _verdicts.assert_right(capsys, exercise, answer, exact=True)
 
 
 # --------------------------------------------------------------------------- lesson 00

@@ -754,6 +754,23 @@ SOURCES = {
     "ioffe2015": ("Ioffe and Szegedy (2015). Batch normalization: accelerating deep network "
                   "training by reducing internal covariate shift. ICML.",
                   "https://arxiv.org/abs/1502.03167"),
+    "zhang2019": ("Zhang (2019). Making convolutional networks shift-invariant again. ICML.",
+                  "https://arxiv.org/abs/1904.11486"),
+    "azulay2019": ("Azulay and Weiss (2019). Why do deep convolutional networks generalize so "
+                   "poorly to small image transformations? JMLR 20(184).",
+                   "https://arxiv.org/abs/1805.12177"),
+    "simard2003": ("Simard, Steinkraus and Platt (2003). Best practices for convolutional neural "
+                   "networks applied to visual document analysis. ICDAR.",
+                   "https://doi.org/10.1109/ICDAR.2003.1227801"),
+    "lu2020": ("Lu, Shin, Su and Karniadakis (2020). Dying ReLU and initialization: theory and "
+               "numerical examples. Communications in Computational Physics 28(5).",
+               "https://arxiv.org/abs/1903.06733"),
+    "li2017": ("Li, Kadav, Durdanovic, Samet and Graf (2017). Pruning filters for efficient "
+               "ConvNets. ICLR.", "https://arxiv.org/abs/1608.08710"),
+    "bouthillier2021": ("Bouthillier, Delaunay, Bronzi, Trofimov, Nichyporuk, Szeto, Sepah, "
+                        "Raff, Madan, Voleti, Kahou, Michalski, Serdyuk, Arbel, Pal, Varoquaux "
+                        "and Vincent (2021). Accounting for variance in machine learning "
+                        "benchmarks. MLSys.", "https://arxiv.org/abs/2103.03098"),
 }
 
 
